@@ -1,0 +1,25 @@
+"""The exceptions madx raises on bad input.
+
+Every error a user can cause is a `MadxError`: the CLI prints its message on one line and exits
+non-zero, so each message says what was wrong, where (file, line, key) and what was expected.
+"""
+
+
+class MadxError(Exception):
+    """Base class: a problem the user can fix (bad input, wrong file, unsupported model)."""
+
+
+class ConfigError(MadxError):
+    """An adapter, pipeline or training configuration is invalid."""
+
+
+class DataError(MadxError):
+    """A corpus or labeled data file is missing, empty, malformed or inconsistent."""
+
+
+class UnsupportedModelError(MadxError):
+    """The base model's architecture has no row in the surgery table."""
+
+
+class AdapterLoadError(MadxError):
+    """An adapter folder is incomplete, corrupted, or does not fit the model it is loaded into."""
