@@ -1,0 +1,1 @@
+"""Evaluation: seqeval scoring, the zero-shot matrix over languages x setups, reports and plots."""

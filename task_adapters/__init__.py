@@ -1,0 +1,1 @@
+"""Task adapter training: labeled data (CoNLL, CoNLL-U, WikiANN/HF), label alignment, heads, loop."""
