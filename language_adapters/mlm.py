@@ -1,0 +1,121 @@
+"""MLM data: tokenise, concatenate, chunk; hold out a slice; mask dynamically (15 %, 80/10/10)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from datasets import Dataset
+from transformers import PreTrainedTokenizerBase
+
+from madx.errors import DataError
+
+
+@dataclass(frozen=True)
+class MlmChunks:
+    """Fixed-length token sequences (`<s> ... </s>`), split into training and held-out sets."""
+
+    train: list[list[int]]
+    held_out: list[list[int]]
+
+    @property
+    def train_tokens(self) -> int:
+        return sum(len(chunk) for chunk in self.train)
+
+
+def chunk_corpus(
+    texts: Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    held_out_fraction: float,
+    seed: int,
+    description: str = "corpus",
+) -> MlmChunks:
+    """Tokenise every line, join them with `</s>`, cut into `max_length` sequences, split off a held-out slice.
+
+    Concatenation wastes no positions on padding; the last, shorter chunk is kept (the collator pads).
+    The held-out slice is a seeded random choice of chunks, at least one.
+    """
+    if max_length < 8:
+        raise DataError(f"max_length must be at least 8, got {max_length}")
+    body = max_length - 2  # room for <s> and </s>
+    stream: list[int] = []
+    sep = tokenizer.sep_token_id
+    for batch in texts.iter(batch_size=1000):
+        for ids in tokenizer(batch["text"], add_special_tokens=False)["input_ids"]:
+            stream.extend(ids)
+            stream.append(sep)
+    chunks = [
+        [tokenizer.cls_token_id, *stream[start : start + body], sep] for start in range(0, len(stream), body)
+    ]
+    if len(chunks) < 2:
+        raise DataError(
+            f"{description} is too small: {len(stream)} tokens make {len(chunks)} sequence(s) of length {max_length}; "
+            "need at least 2 (one to train on, one held out)"
+        )
+    order = torch.randperm(len(chunks), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_held_out = max(1, round(held_out_fraction * len(chunks)))
+    held = set(order[:n_held_out])
+    return MlmChunks(
+        train=[c for i, c in enumerate(chunks) if i not in held],
+        held_out=[c for i, c in enumerate(chunks) if i in held],
+    )
+
+
+def pad_batch(chunks: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest sequence; return input ids and attention mask."""
+    width = max(len(chunk) for chunk in chunks)
+    ids = torch.full((len(chunks), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(chunks), width), dtype=torch.long)
+    for row, chunk in enumerate(chunks):
+        ids[row, : len(chunk)] = torch.tensor(chunk)
+        mask[row, : len(chunk)] = 1
+    return ids, mask
+
+
+def mask_tokens(
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    tokenizer: PreTrainedTokenizerBase,
+    generator: torch.Generator,
+    probability: float = 0.15,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's dynamic masking: pick `probability` of the real tokens as targets; of those 80 % become
+    `<mask>`, 10 % a random token, 10 % stay. Special tokens and padding are never targets.
+
+    Returns (masked input ids, labels with -100 on non-targets). Draws only from `generator`, so a
+    run is reproducible and resumable from the generator's saved state.
+    """
+    special = torch.tensor(
+        [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id, tokenizer.mask_token_id]
+    )
+    candidates = attention_mask.bool() & ~torch.isin(input_ids, special)
+    draws = torch.rand(input_ids.shape, generator=generator)
+    targets = candidates & (draws < probability)
+    if not targets.any() and candidates.any():
+        # A tiny batch can draw no target at all, which makes the loss NaN; take the first token.
+        first = candidates.flatten().nonzero()[0]
+        targets.view(-1)[first] = True
+    labels = torch.where(targets, input_ids, torch.full_like(input_ids, -100))
+    action = torch.rand(input_ids.shape, generator=generator)
+    random_ids = torch.randint(len(tokenizer), input_ids.shape, generator=generator)
+    masked = input_ids.clone()
+    masked[targets & (action < 0.8)] = tokenizer.mask_token_id
+    replace = targets & (action >= 0.8) & (action < 0.9)
+    masked[replace] = random_ids[replace]
+    return masked, labels
+
+
+def mlm_batch_loss(
+    model,
+    chunks: list[list[int]],
+    tokenizer: PreTrainedTokenizerBase,
+    generator: torch.Generator,
+    probability: float,
+    device: torch.device,
+) -> tuple[torch.Tensor, int]:
+    """Pad, mask and run one MLM batch; return (mean loss over targets, real tokens in the batch)."""
+    ids, attention = pad_batch(chunks, tokenizer.pad_token_id)
+    masked, labels = mask_tokens(ids, attention, tokenizer, generator, probability)
+    out = model(input_ids=masked.to(device), attention_mask=attention.to(device), labels=labels.to(device))
+    return out.loss, int(attention.sum())

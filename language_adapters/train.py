@@ -1,0 +1,315 @@
+"""Train a language adapter with masked language modelling on a frozen base model.
+
+Only the language adapter and its invertible adapter train. In the MLM model the invertible
+adapter runs forward on the embeddings and inverse before the vocabulary projection, so both
+directions are in the loss path (see `madx.surgery`).
+
+Checkpoints (adapter weights, optimizer and schedule, RNG states, data position) are written every
+`checkpoint_every` steps to a work folder; a rerun of the same training resumes from the last one
+and ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+from language_adapters.corpus import CorpusSource, load_corpus
+from language_adapters.mlm import MlmChunks, chunk_corpus, mask_tokens, mlm_batch_loss, pad_batch
+from madx.config import resolve_config
+from madx.errors import ConfigError, DataError
+from madx.fileutil import atomic_directory
+from madx.io import adapter_state_dict, load_adapter_weights, save_adapter
+from madx.model import AdapterModel
+from madx.training import load_optimizer, make_optimizer, pick_device, save_optimizer
+
+# on_event(kind, step, metrics): kind is "train" (every log_every steps), "eval", or "checkpoint".
+EventCallback = Callable[[str, int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class LanguageAdapterTraining:
+    """Hyperparameters of language-adapter training. Defaults follow the published MAD-X adapters
+    (MLM, batch 64, lr 1e-4, tens of thousands of steps); the demo config uses far fewer steps."""
+
+    steps: int = field(default=50_000, metadata={"help": "Optimizer steps."})
+    batch_size: int = field(default=64, metadata={"help": "Sequences per optimizer step (per micro-batch x accumulation)."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak AdamW learning rate."})
+    warmup_steps: int = field(default=500, metadata={"help": "Linear warm-up steps, then linear decay to 0."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    grad_accumulation: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
+    max_length: int = field(default=256, metadata={"help": "Tokens per training sequence."})
+    mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens that are MLM targets."})
+    held_out_fraction: float = field(default=0.05, metadata={"help": "Share of sequences held out for evaluation."})
+    eval_every: int = field(default=1000, metadata={"help": "Held-out evaluation every N steps (and at the end)."})
+    checkpoint_every: int = field(default=1000, metadata={"help": "Checkpoint every N steps (0: never)."})
+    log_every: int = field(default=50, metadata={"help": "Report the training loss every N steps."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0: off)."})
+    seed: int = field(default=42, metadata={"help": "Seed for init, data order, masking and dropout."})
+    adapter: str | dict = field(default="madx_language", metadata={"help": "Adapter preset name or config dict."})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
+
+    def __post_init__(self) -> None:
+        positive = ("steps", "batch_size", "grad_accumulation", "max_length", "eval_every", "log_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"language adapter training: {name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.mlm_probability < 1:
+            raise ConfigError(f"mlm_probability must be in (0, 1), got {self.mlm_probability}")
+        if not 0 < self.held_out_fraction < 1:
+            raise ConfigError(f"held_out_fraction must be in (0, 1), got {self.held_out_fraction}")
+        if self.batch_size % self.grad_accumulation:
+            raise ConfigError(
+                f"batch_size {self.batch_size} must be a multiple of grad_accumulation {self.grad_accumulation}"
+            )
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        resolve_config(self.adapter)  # fail now, not after loading the model
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class LanguageAdapterResult:
+    adapter_dir: Path
+    metrics: dict[str, float]  # final numbers: mlm_loss, perplexity, train_loss, tokens_per_second, ...
+    history: list[dict[str, float]]  # one row per logged step / evaluation
+    resumed_from_step: int | None = None
+
+
+@dataclass
+class Position:
+    """Where the run is: enough, with the RNG states, to continue exactly."""
+
+    step: int = 0
+    epoch: int = 0
+    cursor: int = 0
+    tokens: int = 0
+    train_seconds: float = 0.0
+
+
+def train_language_adapter(
+    base_model: str | Path,
+    language: str,
+    corpus: str | dict | CorpusSource,
+    out_dir: str | Path,
+    training: LanguageAdapterTraining = LanguageAdapterTraining(),
+    tokenizer: str | Path | None = None,
+    checkpoint_dir: str | Path | None = None,
+    on_event: EventCallback | None = None,
+    cache_dir: str | Path | None = None,
+) -> LanguageAdapterResult:
+    """Train adapter `language` on `corpus` over the frozen MLM model `base_model`; save it to `out_dir`."""
+    out_dir = Path(out_dir)
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else out_dir.with_name(f".{out_dir.name}.checkpoint")
+    source = CorpusSource.parse(corpus)
+    notify = on_event or (lambda kind, step, metrics: None)
+    device = pick_device(training.device)
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer or base_model))
+    if len(tok) <= 5 or tok.mask_token_id is None:
+        raise DataError(f"tokenizer of {tokenizer or base_model} has {len(tok)} entries and mask token {tok.mask_token!r}")
+    chunks = chunk_corpus(
+        load_corpus(source, cache_dir=cache_dir),
+        tok,
+        training.max_length,
+        training.held_out_fraction,
+        training.seed,
+        description=f"corpus {source.describe()}",
+    )
+    micro_batch = training.batch_size // training.grad_accumulation
+    if len(chunks.train) < training.batch_size:
+        raise DataError(
+            f"corpus {source.describe()} yields {len(chunks.train)} training sequences of {training.max_length} tokens; "
+            f"one batch needs {training.batch_size}: add text, or lower batch_size or max_length"
+        )
+
+    torch.manual_seed(training.seed)  # adapter init
+    model = AutoModelForMaskedLM.from_pretrained(str(base_model)).to(device)
+    am = AdapterModel(model)
+    am.add_adapter(language, resolve_config(training.adapter))
+    count = am.train_adapter(language)
+    optimizer, scheduler = make_optimizer(
+        am, training.learning_rate, training.weight_decay, training.warmup_steps, training.steps
+    )
+
+    fingerprint = _fingerprint(base_model, language, source, training, chunks)
+    position, history = Position(), []
+    mask_rng = torch.Generator().manual_seed(training.seed + 1)
+    resumed_from = _restore(checkpoint_dir, fingerprint, am, language, optimizer, scheduler, mask_rng)
+    resumed_step = None
+    if resumed_from is not None:
+        position, history = resumed_from
+        resumed_step = position.step
+        notify("resume", position.step, {"step": position.step})
+    else:
+        torch.manual_seed(training.seed + 2)  # dropout stream
+
+    if resumed_from is None:
+        # Step 0: the base model with a fresh (near-identity) adapter, the baseline the curve starts from.
+        row = {"step": 0, **_held_out_loss(model, chunks, tok, training, device)}
+        history.append(row)
+        notify("eval", 0, row)
+    model.train()
+    running_loss, running_steps = 0.0, 0
+    while position.step < training.steps:
+        started = time.perf_counter()
+        step_loss = 0.0
+        for _ in range(training.grad_accumulation):
+            batch = next_batch(chunks.train, position, micro_batch, training.seed)
+            loss, tokens = mlm_batch_loss(model, batch, tok, mask_rng, training.mlm_probability, device)
+            (loss / training.grad_accumulation).backward()
+            step_loss += loss.item() / training.grad_accumulation
+            position.tokens += tokens
+        if training.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], training.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        position.step += 1
+        position.train_seconds += time.perf_counter() - started
+        running_loss, running_steps = running_loss + step_loss, running_steps + 1
+
+        last = position.step == training.steps
+        if position.step % training.log_every == 0 or last:
+            row = {
+                "step": position.step,
+                "train_loss": running_loss / running_steps,
+                "learning_rate": scheduler.get_last_lr()[0],
+                "tokens_per_second": position.tokens / max(position.train_seconds, 1e-9),
+            }
+            history.append(row)
+            notify("train", position.step, row)
+            running_loss, running_steps = 0.0, 0
+        if position.step % training.eval_every == 0 or last:
+            row = {"step": position.step, **_held_out_loss(model, chunks, tok, training, device)}
+            history.append(row)
+            notify("eval", position.step, row)
+            model.train()
+        if training.checkpoint_every and position.step % training.checkpoint_every == 0 and not last:
+            _save_checkpoint(checkpoint_dir, fingerprint, am, language, optimizer, scheduler, mask_rng, position, history)
+            notify("checkpoint", position.step, {"step": position.step})
+
+    final_eval = next(row for row in reversed(history) if "mlm_loss" in row)
+    train_rows = [row for row in history if "train_loss" in row]
+    metrics = {
+        "mlm_loss": final_eval["mlm_loss"],
+        "perplexity": final_eval["perplexity"],
+        "train_loss": train_rows[-1]["train_loss"],
+        "tokens_per_second": position.tokens / max(position.train_seconds, 1e-9),
+        "steps": position.step,
+        "train_sequences": len(chunks.train),
+        "held_out_sequences": len(chunks.held_out),
+        "train_tokens_seen": position.tokens,
+        "trainable_parameters": count.trainable,
+        "total_parameters": count.total,
+    }
+    metadata = {
+        "kind": "language_adapter",
+        "language": language,
+        "corpus": source.describe(),
+        "training": training.to_dict(),
+        "metrics": metrics,
+        "fingerprint": fingerprint,
+    }
+    save_adapter(
+        am,
+        language,
+        out_dir,
+        metadata=metadata,
+        extra_files={"metrics.json": json.dumps({"metrics": metrics, "history": history}, indent=2) + "\n"},
+    )
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the adapter is saved; the checkpoint has served
+    return LanguageAdapterResult(out_dir, metrics, history, resumed_step)
+
+
+@torch.inference_mode()
+def evaluate_mlm(
+    model,
+    held_out: list[list[int]],
+    tokenizer,
+    batch_size: int,
+    probability: float,
+    seed: int,
+    device: torch.device,
+) -> dict[str, float]:
+    """Held-out MLM loss (mean over masked tokens) and perplexity. The masks come from `seed` afresh
+    on every call, so every evaluation of a run scores the same targets and the curve is comparable."""
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    total_loss, total_targets = 0.0, 0
+    for start in range(0, len(held_out), batch_size):
+        ids, attention = pad_batch(held_out[start : start + batch_size], tokenizer.pad_token_id)
+        masked, labels = mask_tokens(ids, attention, tokenizer, generator, probability)
+        logits = model(input_ids=masked.to(device), attention_mask=attention.to(device)).logits
+        labels = labels.to(device)
+        total_loss += F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum").item()
+        total_targets += int((labels != -100).sum())
+    loss = total_loss / max(total_targets, 1)
+    return {"mlm_loss": loss, "perplexity": math.exp(min(loss, 50.0))}
+
+
+def _held_out_loss(model, chunks: MlmChunks, tokenizer, training: LanguageAdapterTraining, device) -> dict[str, float]:
+    return evaluate_mlm(
+        model, chunks.held_out, tokenizer, training.batch_size, training.mlm_probability, training.seed + 3, device
+    )
+
+
+def next_batch(sequences: list[list[int]], position: Position, size: int, seed: int) -> list[list[int]]:
+    """The next `size` sequences; each epoch is a seeded permutation, so the data order is a pure
+    function of (seed, epoch, cursor) and a resumed run continues where it stopped."""
+    if position.cursor + size > len(sequences):
+        position.epoch, position.cursor = position.epoch + 1, 0
+    order = torch.randperm(len(sequences), generator=torch.Generator().manual_seed(seed * 1_000_003 + position.epoch))
+    picked = order[position.cursor : position.cursor + size].tolist()
+    position.cursor += size
+    return [sequences[i] for i in picked]
+
+
+def _fingerprint(base_model, language: str, source: CorpusSource, training: LanguageAdapterTraining, chunks: MlmChunks) -> str:
+    """Identifies a training run: a checkpoint resumes only the run that wrote it."""
+    digest = hashlib.sha256()
+    header = {"base": str(base_model), "language": language, "corpus": source.describe(), "training": training.to_dict()}
+    digest.update(json.dumps(header, sort_keys=True, default=str).encode())
+    for chunk in chunks.train:
+        digest.update(torch.tensor(chunk, dtype=torch.int32).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _save_checkpoint(folder, fingerprint, am, language, optimizer, scheduler, mask_rng, position, history) -> None:
+    with atomic_directory(folder) as staging:
+        save_file(adapter_state_dict(am, language), str(staging / "adapter.safetensors"))
+        save_optimizer(optimizer, scheduler, staging)
+        save_file({"torch": torch.get_rng_state(), "mask": mask_rng.get_state()}, str(staging / "rng.safetensors"))
+        state = {"fingerprint": fingerprint, "position": dataclasses.asdict(position), "history": history}
+        (staging / "state.json").write_text(json.dumps(state), encoding="utf-8")
+
+
+def _restore(folder: Path, fingerprint, am, language, optimizer, scheduler, mask_rng):
+    """Load the checkpoint in `folder` if it belongs to this run; return (position, history) or None."""
+    state_file = folder / "state.json"
+    if not state_file.is_file():
+        return None
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    if state.get("fingerprint") != fingerprint:
+        return None  # written by a different configuration or corpus: start over (it will be replaced)
+    load_adapter_weights(am, language, folder / "adapter.safetensors")
+    load_optimizer(optimizer, scheduler, folder)
+    rng = load_file(str(folder / "rng.safetensors"))
+    torch.set_rng_state(rng["torch"])
+    mask_rng.set_state(rng["mask"])
+    return Position(**state["position"]), state["history"]

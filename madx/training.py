@@ -1,0 +1,63 @@
+"""Pieces every adapter training loop shares: device choice, optimizer and schedule, optimizer state I/O.
+
+Optimizer state is saved as safetensors + JSON, not pickle, so a checkpoint folder is as safe to
+read as an adapter folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import get_linear_schedule_with_warmup
+
+from madx.errors import ConfigError
+from madx.model import AdapterModel
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from None
+
+
+def make_optimizer(
+    am: AdapterModel, learning_rate: float, weight_decay: float, warmup_steps: int, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over the trainable parameters only (frozen weights carry no optimizer state)."""
+    params = [p for p in am.model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("nothing to train: call AdapterModel.train_adapter first")
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, min(warmup_steps, total_steps), total_steps)
+    return optimizer, scheduler
+
+
+def save_optimizer(optimizer: torch.optim.Optimizer, scheduler: Any, folder: Path) -> None:
+    state = optimizer.state_dict()
+    tensors = {
+        f"{index}.{key}": value.contiguous()
+        for index, slots in state["state"].items()
+        for key, value in slots.items()
+        if torch.is_tensor(value)
+    }
+    save_file(tensors, str(folder / "optimizer.safetensors"))
+    meta = {"param_groups": state["param_groups"], "scheduler": scheduler.state_dict()}
+    (folder / "optimizer.json").write_text(json.dumps(meta), encoding="utf-8")
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, scheduler: Any, folder: Path) -> None:
+    tensors = load_file(str(folder / "optimizer.safetensors"))
+    meta = json.loads((folder / "optimizer.json").read_text(encoding="utf-8"))
+    slots: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        index, _, name = key.partition(".")
+        slots.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": slots, "param_groups": meta["param_groups"]})
+    scheduler.load_state_dict(meta["scheduler"])

@@ -1,0 +1,134 @@
+"""Language-adapter training: corpora, MLM batching, loss goes down, exact resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from language_adapters.corpus import CorpusSource, load_corpus, read_text_lines
+from language_adapters.mlm import chunk_corpus, mask_tokens, pad_batch
+from language_adapters.train import LanguageAdapterTraining, train_language_adapter
+from madx import AdapterModel, ConfigError, DataError, load_adapter, read_adapter_config
+
+FAST = dict(steps=60, batch_size=4, learning_rate=1e-2, warmup_steps=0, max_length=32, eval_every=10, log_every=5, checkpoint_every=0)
+
+
+def test_corpus_specs_parse():
+    assert CorpusSource.parse("udhr:sw") == CorpusSource("udhr", "sw")
+    assert CorpusSource.parse("hf:wikimedia/wikipedia:20231101.sw") == CorpusSource("hf", "wikimedia/wikipedia", "20231101.sw")
+    assert CorpusSource.parse("disk:/data/sw") == CorpusSource("disk", "/data/sw")
+    assert CorpusSource.parse("data/udhr/sw.txt") == CorpusSource("text", "data/udhr/sw.txt")
+    assert CorpusSource.parse({"hf": "x/y", "split": "validation"}) == CorpusSource("hf", "x/y", split="validation")
+    with pytest.raises(DataError, match="unknown corpus keys"):
+        CorpusSource.parse({"hf": "x/y", "splits": "train"})
+
+
+def test_text_files_folders_and_bad_input(tmp_path):
+    (tmp_path / "a.txt").write_text("first line\n\n second \n", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("third\n", encoding="utf-8")
+    assert read_text_lines(tmp_path / "a.txt") == ["first line", "second"]
+    assert load_corpus(str(tmp_path))["text"] == ["first line", "second", "third"]
+    (tmp_path / "latin1.txt").write_bytes("ok\nna\xefve caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.txt:2: not UTF-8"):
+        read_text_lines(tmp_path / "latin1.txt")
+    (tmp_path / "empty.txt").write_text("\n  \n", encoding="utf-8")
+    with pytest.raises(DataError, match="empty.txt is empty"):
+        read_text_lines(tmp_path / "empty.txt")
+    with pytest.raises(DataError, match="does not exist"):
+        load_corpus(str(tmp_path / "missing.txt"))
+
+
+def test_hub_code_path_on_local_datasets(tmp_path):
+    """`load_dataset(name, config, split)` and `load_from_disk` run the same code as a hub name."""
+    from datasets import Dataset
+
+    rows = {"id": ["1", "2", "3"], "title": ["a", "b", "c"], "text": ["Habari ya dunia.", "", "Kila mtu ana haki."]}
+    Dataset.from_dict(rows).save_to_disk(str(tmp_path / "saved"))
+    assert load_corpus(f"disk:{tmp_path / 'saved'}")["text"] == ["Habari ya dunia.", "Kila mtu ana haki."]
+    folder = tmp_path / "wikipedia_sw" / "data"
+    folder.mkdir(parents=True)
+    Dataset.from_dict(rows).to_parquet(str(folder / "train-00000-of-00001.parquet"))
+    loaded = load_corpus({"hf": str(tmp_path / "wikipedia_sw"), "split": "train"})
+    assert loaded["text"] == ["Habari ya dunia.", "Kila mtu ana haki."]
+    with pytest.raises(DataError, match="no column 'body'"):
+        load_corpus({"hf": str(tmp_path / "wikipedia_sw"), "text_column": "body"})
+
+
+def test_chunking_and_masking_are_deterministic(tiny_tokenizer, toy_corpus):
+    texts = load_corpus(str(toy_corpus))
+    chunks = chunk_corpus(texts, tiny_tokenizer, max_length=32, held_out_fraction=0.1, seed=0)
+    again = chunk_corpus(texts, tiny_tokenizer, max_length=32, held_out_fraction=0.1, seed=0)
+    assert chunks == again and len(chunks.held_out) >= 1
+    assert all(c[0] == tiny_tokenizer.cls_token_id and c[-1] == tiny_tokenizer.sep_token_id for c in chunks.train)
+    assert all(len(c) <= 32 for c in chunks.train) and sum(len(c) == 32 for c in chunks.train) >= len(chunks.train) - 1
+    ids, attention = pad_batch(chunks.train[:64], tiny_tokenizer.pad_token_id)
+    masked, labels = mask_tokens(ids, attention, tiny_tokenizer, torch.Generator().manual_seed(1))
+    targets = labels != -100
+    share = targets.sum() / attention.sum()
+    assert 0.10 < share < 0.20
+    assert not targets[:, 0].any() and not targets[attention == 0].any()  # never <s> or padding
+    became_mask = (masked == tiny_tokenizer.mask_token_id) & targets
+    assert 0.7 < became_mask.sum() / targets.sum() < 0.9
+    assert torch.equal(labels[targets], ids[targets])
+    masked2, _ = mask_tokens(ids, attention, tiny_tokenizer, torch.Generator().manual_seed(1))
+    assert torch.equal(masked, masked2)
+
+
+def test_too_small_corpus_is_a_clear_error(tiny_base_dir, tmp_path):
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text("Habari.\n", encoding="utf-8")
+    with pytest.raises(DataError, match="too small"):
+        train_language_adapter(tiny_base_dir, "sw", corpus, tmp_path / "out", LanguageAdapterTraining(**FAST))
+    with pytest.raises(ConfigError, match="batch_size"):
+        LanguageAdapterTraining(batch_size=0)
+
+
+def test_mlm_loss_goes_down_and_only_the_adapter_is_saved(tiny_base_dir, toy_corpus, tmp_path):
+    events = []
+    result = train_language_adapter(
+        tiny_base_dir, "sw", toy_corpus, tmp_path / "sw", LanguageAdapterTraining(**FAST),
+        on_event=lambda kind, step, metrics: events.append((kind, step)),
+    )
+    evals = [row["mlm_loss"] for row in result.history if "mlm_loss" in row]
+    # step 0 (fresh adapter) and every 10 steps; the masks are fixed, so this is noise-free
+    assert len(evals) == 7 and evals[-1] < evals[0] - 0.05 and evals[-1] == min(evals)
+    assert result.metrics["perplexity"] == pytest.approx(torch.tensor(evals[-1]).exp().item(), rel=1e-4)
+    assert result.metrics["tokens_per_second"] > 0 and result.metrics["steps"] == 60
+    assert ("eval", 0) in events and ("eval", 60) in events and ("train", 5) in events
+    saved = read_adapter_config(tmp_path / "sw")
+    assert saved["metadata"]["language"] == "sw" and saved["config"]["invertible"] == "nice"
+    assert json.loads((tmp_path / "sw" / "metrics.json").read_text())["metrics"]["steps"] == 60
+    keys = load_file(str(tmp_path / "sw" / "adapter.safetensors"))
+    assert any(k.startswith("invertible.") for k in keys)
+    # the trained adapter loads into a fresh base and lowers the MLM loss there too
+    from transformers import AutoModelForMaskedLM
+    am = AdapterModel(AutoModelForMaskedLM.from_pretrained(str(tiny_base_dir)))
+    load_adapter(am, tmp_path / "sw")
+    assert not (tmp_path / ".sw.checkpoint").exists()
+
+
+def test_resume_from_a_checkpoint_ends_with_the_same_weights(tiny_base_dir, toy_corpus, tmp_path):
+    training = LanguageAdapterTraining(**{**FAST, "steps": 12, "checkpoint_every": 4, "eval_every": 6})
+    train_language_adapter(tiny_base_dir, "sw", toy_corpus, tmp_path / "straight", training)
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_step_7(kind, step, metrics):  # training events come every 5 steps: dies at 10
+        if kind == "train" and step >= 7:
+            raise Crash
+
+    interrupted = tmp_path / "interrupted"
+    with pytest.raises(Crash):
+        train_language_adapter(tiny_base_dir, "sw", toy_corpus, interrupted, training, on_event=crash_after_step_7)
+    assert not interrupted.exists() and (tmp_path / ".interrupted.checkpoint" / "state.json").exists()
+    result = train_language_adapter(tiny_base_dir, "sw", toy_corpus, interrupted, training)
+    assert result.resumed_from_step == 8  # the last checkpoint before the crash
+    straight = load_file(str(tmp_path / "straight" / "adapter.safetensors"))
+    resumed = load_file(str(interrupted / "adapter.safetensors"))
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
