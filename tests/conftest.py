@@ -107,3 +107,73 @@ def toy_corpus(tmp_path_factory):
     path = tmp_path_factory.mktemp("corpus") / "toy.txt"
     path.write_text("\n".join(TINY_TEXT * 12) + "\n", encoding="utf-8")
     return path
+
+
+NER_TEMPLATES = [
+    ("{PER} lives in {LOC} .", None),
+    ("{PER} works for {ORG} in {LOC} .", None),
+    ("The {ORG} opened an office in {LOC} .", None),
+    ("{PER} met {PER2} yesterday .", None),
+    ("Nothing happened today .", None),
+]
+NER_NAMES = {
+    "PER": [["Maria", "Schmidt"], ["John"], ["Amina", "Juma"], ["Kofi"], ["Ana", "Lopez"]],
+    "LOC": [["Nairobi"], ["Lagos"], ["New", "York"], ["Geneva"], ["Buenos", "Aires"]],
+    "ORG": [["World", "Health", "Organization"], ["Red", "Cross"], ["UNESCO"], ["Acme", "Bank"]],
+}
+
+
+def write_toy_conll(path, n_sentences: int, seed: int = 0) -> None:
+    """A small, learnable CoNLL file (token TAB IOB2 tag) from a few templates and names."""
+    import random
+
+    rng = random.Random(seed)
+    blocks = []
+    for i in range(n_sentences):
+        template = NER_TEMPLATES[i % len(NER_TEMPLATES)][0]
+        lines = []
+        for word in template.split():
+            slot = word.strip("{}").rstrip("2") if word.startswith("{") else None
+            if slot:
+                name = rng.choice(NER_NAMES[slot])
+                lines += [f"{token}\t{'B' if k == 0 else 'I'}-{slot}" for k, token in enumerate(name)]
+            else:
+                lines.append(f"{word}\tO")
+        blocks.append("\n".join(lines))
+    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def toy_ner(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ner")
+    write_toy_conll(folder / "train.conll", 64, seed=1)
+    write_toy_conll(folder / "dev.conll", 20, seed=2)
+    write_toy_conll(folder / "test.conll", 20, seed=3)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_language_adapter(tmp_path_factory, tiny_base_dir, toy_corpus):
+    """A briefly trained MAD-X language adapter named `en` on the tiny base."""
+    from language_adapters.train import LanguageAdapterTraining, train_language_adapter
+
+    out = tmp_path_factory.mktemp("la") / "en"
+    training = LanguageAdapterTraining(steps=5, batch_size=4, learning_rate=1e-2, warmup_steps=0, max_length=32,
+                                       eval_every=5, log_every=5, checkpoint_every=0)
+    train_language_adapter(tiny_base_dir, "en", toy_corpus, out, training)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_task_adapter(tmp_path_factory, tiny_base_dir, tiny_language_adapter, toy_ner):
+    """A task adapter `ner` trained for a few epochs on the toy NER data, over the `en` adapter."""
+    from task_adapters.data import LabeledSource
+    from task_adapters.train import TaskAdapterTraining, train_task_adapter
+
+    out = tmp_path_factory.mktemp("ta") / "ner"
+    train_task_adapter(
+        tiny_base_dir, "ner", tiny_language_adapter,
+        LabeledSource("conll", path=toy_ner / "train.conll"), LabeledSource("conll", path=toy_ner / "dev.conll"),
+        out, TaskAdapterTraining(epochs=6, batch_size=8, learning_rate=3e-2, warmup_ratio=0.0, max_length=48),
+    )
+    return out

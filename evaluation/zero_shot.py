@@ -1,0 +1,132 @@
+"""The zero-shot matrix: every target language x every task adapter x every setup, one loaded base.
+
+Setups (what runs under the task adapter):
+    madx      Stack(<target LA>, task)   MAD-X: the target language's adapter replaces the source's
+    en-la     Stack(<source LA>, task)   the task adapter as trained, source-language adapter kept
+    no-la     task                       the task adapter alone, no language adapter
+    madx-2.0  madx with no adapters in the last layer (MAD-X 2.0's test-time variant)
+The base model is loaded once; language adapters are loaded into it, swapped and dropped, never
+the base. (The names say "en" because English is the usual source; the source language is whatever
+the task adapter was trained on.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+from evaluation.metrics import flatten_scores
+from evaluation.predict import evaluate_tagging
+from madx.composition import Stack
+from madx.errors import ConfigError
+from madx.io import load_adapter, read_adapter_config
+from madx.model import AdapterModel
+from madx.training import pick_device
+from task_adapters.data import LabeledSource, LabelSet, TaggedCorpus, encode_tagged, load_labeled
+
+SETUPS = ("madx", "en-la", "no-la", "madx-2.0")
+NEEDS_TARGET_ADAPTER = {"madx", "madx-2.0"}
+DEFAULT_SETUPS = ("madx", "en-la", "no-la")
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    language: str
+    setup: str
+
+
+def check_setups(setups: Iterable[str]) -> tuple[str, ...]:
+    setups = tuple(setups)
+    unknown = [s for s in setups if s not in SETUPS]
+    if unknown or not setups:
+        raise ConfigError(f"unknown evaluation setup(s) {unknown}; choose from {list(SETUPS)}")
+    return setups
+
+
+def evaluate_zero_shot(
+    base_model: str | Path,
+    task_adapters: Mapping[str, str | Path],
+    language_adapters: Mapping[str, str | Path],
+    test_sets: Mapping[tuple[str, str], LabeledSource | TaggedCorpus],
+    setups: Iterable[str] = DEFAULT_SETUPS,
+    batch_size: int = 64,
+    max_length: int = 128,
+    device: str = "auto",
+    on_cell: Callable[[Cell, dict[str, float]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Score every (task, language) in `test_sets` under every setup; one tidy row per cell.
+
+    `task_adapters`: task -> task adapter folder (with head); `language_adapters`: language -> LA
+    folder, including the source language the task adapters were trained on.
+    """
+    setups = check_setups(setups)
+    sources = {task: read_adapter_config(path)["metadata"].get("source_language") for task, path in task_adapters.items()}
+    _check_inputs(task_adapters, language_adapters, test_sets, setups, sources)
+    device_ = pick_device(device)
+    tokenizer = AutoTokenizer.from_pretrained(str(base_model))
+    am = AdapterModel(AutoModelForTokenClassification.from_pretrained(str(base_model)).to(device_))
+    loaded: set[str] = set()
+
+    def ensure_language(language: str) -> None:
+        if language not in loaded:
+            load_adapter(am, language_adapters[language], name=language, with_head=False)
+            loaded.add(language)
+
+    rows = []
+    for task in sorted(task_adapters):
+        load_adapter(am, task_adapters[task], name=task, overwrite=True)
+        label_set = LabelSet(tuple(am.model.config.id2label[i] for i in range(am.model.num_labels)))
+        source = sources[task]
+        ensure_language(source)
+        for language in sorted(lang for (t, lang) in test_sets if t == task):
+            corpus = test_sets[(task, language)]
+            corpus = corpus if isinstance(corpus, TaggedCorpus) else load_labeled(corpus)
+            encoded = encode_tagged(corpus, tokenizer, label_set, max_length)  # once for every setup
+            if NEEDS_TARGET_ADAPTER & set(setups):
+                ensure_language(language)
+            for setup in setups:
+                am.set_active(*_activation(setup, task, source, language, am.num_layers))
+                scores = evaluate_tagging(am.model, corpus, tokenizer, label_set, max_length, batch_size, device_, encoded)
+                row = {"task": task, "language": language, "setup": setup, "source_language": source,
+                       "scheme": label_set.scheme, **flatten_scores(scores)}
+                rows.append(row)
+                if on_cell:
+                    on_cell(Cell(task, language, setup), row)
+            if language != source and language in loaded:
+                am.delete_adapter(language)  # keep memory flat over many languages
+                loaded.discard(language)
+    return rows
+
+
+def _activation(setup: str, task: str, source: str, language: str, num_layers: int) -> tuple[Stack, tuple[int, ...]]:
+    if setup == "madx":
+        return Stack(language, task), ()
+    if setup == "madx-2.0":
+        return Stack(language, task), (num_layers - 1,)
+    if setup == "en-la":
+        return Stack(source, task), ()
+    return Stack(task), ()  # no-la
+
+
+def _check_inputs(task_adapters, language_adapters, test_sets, setups, sources) -> None:
+    """Every missing piece is reported before any model is loaded."""
+    problems = []
+    for task, source in sources.items():
+        if not source:
+            problems.append(f"task adapter {task_adapters[task]} does not record its source language")
+        elif source not in language_adapters:
+            problems.append(f"task {task!r} was trained on {source!r} but no {source!r} language adapter is given")
+    for task, language in test_sets:
+        if task not in task_adapters:
+            problems.append(f"test set for task {task!r} ({language}) but no such task adapter")
+        if NEEDS_TARGET_ADAPTER & set(setups) and language not in language_adapters:
+            problems.append(f"setup madx needs a language adapter for {language!r}; none is given")
+    if not test_sets:
+        problems.append("no test sets to evaluate")
+    if problems:
+        raise ConfigError("cannot evaluate: " + "; ".join(problems))

@@ -1,0 +1,199 @@
+"""Train a task adapter and its token head on labeled source-language data, on top of the frozen
+source-language adapter: `Stack(<source LA>, task)` is active, only the task adapter and head train.
+
+Each epoch ends with an evaluation on the dev set; the weights of the epoch with the best dev F1
+are the ones saved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+from evaluation.metrics import flatten_scores
+from evaluation.predict import evaluate_tagging, pad_rows
+from madx.composition import Stack
+from madx.config import resolve_config
+from madx.errors import ConfigError, DataError
+from madx.io import load_adapter, save_adapter
+from madx.model import AdapterModel
+from madx.training import make_optimizer, pick_device
+from task_adapters.data import (
+    IGNORE_INDEX,
+    LabeledSource,
+    LabelSet,
+    TaggedCorpus,
+    check_iob2,
+    encode_tagged,
+    load_labeled,
+)
+
+EventCallback = Callable[[str, int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class TaskAdapterTraining:
+    """Hyperparameters of task-adapter training (MAD-X trained NER task adapters with lr 1e-4,
+    batch 16, many epochs; small data and small models like a higher learning rate)."""
+
+    epochs: int = field(default=10, metadata={"help": "Passes over the training set."})
+    batch_size: int = field(default=16, metadata={"help": "Sentences (windows) per step."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak AdamW learning rate."})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Share of steps spent warming up."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    max_length: int = field(default=128, metadata={"help": "Sub-tokens per row; longer sentences are split."})
+    eval_batch_size: int = field(default=64, metadata={"help": "Rows per inference batch."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0: off)."})
+    strict_iob2: bool = field(default=True, metadata={"help": "Reject training data with an I- tag after O."})
+    seed: int = field(default=42, metadata={"help": "Seed for init and data order."})
+    adapter: str | dict = field(default="madx_task", metadata={"help": "Adapter preset name or config dict."})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "max_length", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"task adapter training: {name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        resolve_config(self.adapter)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TaskAdapterResult:
+    adapter_dir: Path
+    metrics: dict[str, float]  # best dev scores (flattened) + training facts
+    history: list[dict[str, float]]
+    label_set: LabelSet
+    source_language: str
+
+
+def as_corpus(data: LabeledSource | TaggedCorpus) -> TaggedCorpus:
+    return data if isinstance(data, TaggedCorpus) else load_labeled(data)
+
+
+def train_task_adapter(
+    base_model: str | Path,
+    task: str,
+    source_language_adapter: str | Path,
+    train: LabeledSource | TaggedCorpus,
+    dev: LabeledSource | TaggedCorpus,
+    out_dir: str | Path,
+    training: TaskAdapterTraining = TaskAdapterTraining(),
+    label_set: LabelSet | None = None,
+    tokenizer: str | Path | None = None,
+    on_event: EventCallback | None = None,
+) -> TaskAdapterResult:
+    """Train task adapter `task` under Stack(<source LA>, task); save the best-dev epoch to `out_dir`."""
+    notify = on_event or (lambda kind, step, metrics: None)
+    device = pick_device(training.device)
+    train_corpus, dev_corpus = as_corpus(train), as_corpus(dev)
+    label_set = label_set or LabelSet.from_sentences(train_corpus)
+    if label_set.scheme == "iob2" and training.strict_iob2:
+        check_iob2(train_corpus)
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer or base_model))
+    train_rows = encode_tagged(train_corpus, tok, label_set, training.max_length)
+    dev_rows = encode_tagged(dev_corpus, tok, label_set, training.max_length)  # fails on labels unseen in train
+    if len(train_rows) < training.batch_size:
+        raise DataError(
+            f"training set {train_corpus.source} has {len(train_rows)} rows; one batch needs {training.batch_size}"
+        )
+
+    torch.manual_seed(training.seed)
+    model = AutoModelForTokenClassification.from_pretrained(str(base_model), num_labels=len(label_set)).to(device)
+    am = AdapterModel(model)
+    source_language = load_adapter(am, source_language_adapter, with_head=False)
+    am.add_adapter(task, resolve_config(training.adapter))
+    am.new_token_head(label_set.id2label)
+    am.set_active(Stack(source_language, task))
+    count = am.train_adapter(task, train_head=True)
+
+    steps_per_epoch = len(train_rows) // training.batch_size
+    total_steps = steps_per_epoch * training.epochs
+    optimizer, scheduler = make_optimizer(
+        am, training.learning_rate, training.weight_decay, round(training.warmup_ratio * total_steps), total_steps
+    )
+    input_ids, labels = train_rows["input_ids"], train_rows["labels"]
+    history: list[dict[str, float]] = []
+    best: dict[str, Any] = {"f1": -1.0}
+    started, tokens, step = time.perf_counter(), 0, 0
+    for epoch in range(1, training.epochs + 1):
+        model.train()
+        order = torch.randperm(len(input_ids), generator=torch.Generator().manual_seed(training.seed + epoch)).tolist()
+        epoch_loss = 0.0
+        for start in range(0, steps_per_epoch * training.batch_size, training.batch_size):
+            batch = order[start : start + training.batch_size]
+            ids = pad_rows([input_ids[i] for i in batch], tok.pad_token_id)
+            gold = pad_rows([labels[i] for i in batch], IGNORE_INDEX)
+            attention = (ids != tok.pad_token_id).long()
+            loss = model(input_ids=ids.to(device), attention_mask=attention.to(device), labels=gold.to(device)).loss
+            loss.backward()
+            if training.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], training.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            epoch_loss += loss.item()
+            tokens += int(attention.sum())
+            step += 1
+        dev_scores = evaluate_tagging(
+            model, dev_corpus, tok, label_set, training.max_length, training.eval_batch_size, device, dev_rows
+        )
+        row = {"epoch": epoch, "step": step, "train_loss": epoch_loss / steps_per_epoch, **flatten_scores(dev_scores, "dev_")}
+        history.append(row)
+        notify("eval", epoch, row)
+        if dev_scores["f1"] > best["f1"]:
+            best = {"f1": dev_scores["f1"], "epoch": epoch, "scores": dev_scores, "state": _trainable_state(am)}
+    seconds = time.perf_counter() - started
+
+    _restore_state(am, best["state"])
+    metrics = {
+        **flatten_scores(best["scores"], "dev_"),
+        "best_epoch": best["epoch"],
+        "epochs": training.epochs,
+        "steps": step,
+        "train_rows": len(train_rows),
+        "tokens_per_second": tokens / seconds,
+        "trainable_parameters": count.trainable,
+        "total_parameters": count.total,
+    }
+    metadata = {
+        "kind": "task_adapter",
+        "task": task,
+        "source_language": source_language,
+        "label_scheme": label_set.scheme,
+        "labels": list(label_set.labels),
+        "train": train_corpus.source,
+        "dev": dev_corpus.source,
+        "training": training.to_dict(),
+        "metrics": metrics,
+    }
+    save_adapter(
+        am, task, out_dir, with_head=True, metadata=metadata,
+        extra_files={"metrics.json": json.dumps({"metrics": metrics, "history": history}, indent=2) + "\n"},
+    )
+    return TaskAdapterResult(Path(out_dir), metrics, history, label_set, source_language)
+
+
+def _trainable_state(am: AdapterModel) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in am.model.named_parameters() if p.requires_grad}
+
+
+def _restore_state(am: AdapterModel, state: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for name, param in am.model.named_parameters():
+            if name in state:
+                param.copy_(state[name])

@@ -1,0 +1,89 @@
+"""The zero-shot matrix, scoring, batched inference and the report."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from seqeval.metrics import f1_score
+from seqeval.scheme import IOB2
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+from evaluation.metrics import score_tagging
+from evaluation.predict import predict_label_ids
+from evaluation.report import write_report
+from evaluation.zero_shot import evaluate_zero_shot
+from madx import AdapterModel, ConfigError, Stack, load_adapter
+from task_adapters.data import LabeledSource, LabelSet, encode_tagged, load_labeled
+
+
+@pytest.fixture(scope="module")
+def matrix(tiny_base_dir, tiny_language_adapter, tiny_task_adapter, toy_ner):
+    test = LabeledSource("conll", path=toy_ner / "test.conll")
+    # "xx" is the English adapter under another name: MAD-X with it must equal en-la exactly.
+    languages = {"en": tiny_language_adapter, "xx": tiny_language_adapter, "sw": tiny_language_adapter}
+    cells = []
+    rows = evaluate_zero_shot(
+        tiny_base_dir, {"ner": tiny_task_adapter}, languages, {("ner", "xx"): test, ("ner", "sw"): test},
+        setups=["madx", "en-la", "no-la", "madx-2.0"], on_cell=lambda cell, row: cells.append(cell),
+    )
+    return rows, cells
+
+
+def test_matrix_has_every_cell(matrix):
+    rows, cells = matrix
+    assert {(r["language"], r["setup"]) for r in rows} == {
+        (lang, setup) for lang in ("xx", "sw") for setup in ("madx", "en-la", "no-la", "madx-2.0")
+    }
+    assert len(cells) == 8 and all(0 <= r["f1"] <= 1 and "per_type.PER.f1" in r for r in rows)
+    by = {(r["language"], r["setup"]): r for r in rows}
+    assert by[("xx", "madx")]["f1"] == by[("xx", "en-la")]["f1"]  # same adapter weights, swapped by name
+    assert by[("xx", "en-la")]["f1"] == by[("sw", "en-la")]["f1"]  # the same test set
+    assert by[("xx", "en-la")]["f1"] > 0.3  # the task adapter transfers something
+
+
+def test_matrix_refuses_missing_pieces_before_loading(tiny_base_dir, tiny_language_adapter, tiny_task_adapter, toy_ner):
+    test = LabeledSource("conll", path=toy_ner / "test.conll")
+    with pytest.raises(ConfigError, match="needs a language adapter for 'yo'"):
+        evaluate_zero_shot(tiny_base_dir, {"ner": tiny_task_adapter}, {"en": tiny_language_adapter}, {("ner", "yo"): test})
+    with pytest.raises(ConfigError, match="unknown evaluation setup"):
+        evaluate_zero_shot(tiny_base_dir, {"ner": tiny_task_adapter}, {"en": tiny_language_adapter},
+                           {("ner", "en"): test}, setups=["madx", "full-ft"])
+
+
+def test_dynamic_padding_predicts_what_padding_to_max_length_predicts(tiny_base_dir, tiny_language_adapter, tiny_task_adapter, toy_ner):
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_base_dir))
+    am = AdapterModel(AutoModelForTokenClassification.from_pretrained(str(tiny_base_dir)))
+    load_adapter(am, tiny_language_adapter)
+    load_adapter(am, tiny_task_adapter)
+    am.set_active(Stack("en", "ner"))
+    corpus = load_labeled(LabeledSource("conll", path=toy_ner / "test.conll"))
+    labels = LabelSet(tuple(am.model.config.id2label[i] for i in range(am.model.num_labels)))
+    encoded = encode_tagged(corpus, tokenizer, labels, max_length=48)
+    sorted_batches = predict_label_ids(am.model, encoded, tokenizer.pad_token_id, batch_size=7)
+    with torch.inference_mode():
+        width = 48
+        ids = torch.full((len(encoded), width), tokenizer.pad_token_id)
+        for i, row in enumerate(encoded["input_ids"]):
+            ids[i, : len(row)] = torch.tensor(row)
+        full = am.model(input_ids=ids, attention_mask=(ids != tokenizer.pad_token_id).long()).logits.argmax(-1)
+    for i, row in enumerate(encoded["input_ids"]):
+        assert sorted_batches[i] == full[i, : len(row)].tolist()
+
+
+def test_seqeval_scores():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    assert score_tagging(gold, gold, "iob2")["f1"] == 1.0
+    pred = [["B-PER", "O", "O", "B-LOC"], ["B-ORG", "O"]]
+    expected = f1_score(gold, pred, mode="strict", scheme=IOB2)
+    assert score_tagging(gold, pred, "iob2")["f1"] == pytest.approx(expected)
+    assert score_tagging(gold, pred, "iob2")["per_type"]["PER"]["f1"] == 0.0
+
+
+def test_report_files(matrix, tmp_path):
+    rows, _ = matrix
+    files = write_report(rows, tmp_path / "report")
+    text = files.markdown.read_text()
+    assert "madx − no-la" in text and "| xx |" in text and "average (targets)" in text
+    assert files.csv.read_text().splitlines()[0].startswith("task,language,setup,f1,precision,recall")
+    assert len(files.csv.read_text().splitlines()) == 1 + len(rows)
+    assert files.heatmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and files.heatmap.stat().st_size > 5000
