@@ -56,7 +56,8 @@ class NICECoupling(nn.Module):
 
     forward:  y1 = e1 + F(e2);  y2 = e2 + G(y1)
     inverse:  x2 = y2 - G(y1);  x1 = y1 - F(x2)
-    Hidden sizes follow the reference: F is s2 -> s1 // rf -> s1, G is s1 -> s2 // rf -> s2.
+    Hidden sizes follow the reference: each net's hidden size is its *input* size // rf, so F is
+    s2 -> s2 // rf -> s1 and G is s1 -> s1 // rf -> s2 (they differ from s1 // rf only for odd d).
     """
 
     def __init__(self, hidden_size: int, config: AdapterConfig):
@@ -64,8 +65,8 @@ class NICECoupling(nn.Module):
         self.split = _split_sizes(hidden_size)
         s1, s2 = self.split
         rf = config.invertible_reduction_factor
-        self.F = _coupling_net(s2, int(s1 // rf), s1, config.non_linearity)
-        self.G = _coupling_net(s1, int(s2 // rf), s2, config.non_linearity)
+        self.F = _coupling_net(s2, int(s2 // rf), s1, config.non_linearity)
+        self.G = _coupling_net(s1, int(s1 // rf), s2, config.non_linearity)
         init_bert(self, config.init_std)
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
