@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from evaluation.metrics import flatten_scores
 from evaluation.predict import evaluate_tagging
 from madx.composition import Stack
 from madx.errors import ConfigError
 from madx.io import load_adapter, read_adapter_config
+from madx.loading import load_model, load_tokenizer, usable_length
 from madx.model import AdapterModel
 from madx.training import pick_device
 from task_adapters.data import LabeledSource, LabelSet, TaggedCorpus, encode_tagged, load_labeled
@@ -68,8 +68,9 @@ def evaluate_zero_shot(
     sources = {task: read_adapter_config(path)["metadata"].get("source_language") for task, path in task_adapters.items()}
     _check_inputs(task_adapters, language_adapters, test_sets, setups, sources)
     device_ = pick_device(device)
-    tokenizer = AutoTokenizer.from_pretrained(str(base_model))
-    am = AdapterModel(AutoModelForTokenClassification.from_pretrained(str(base_model)).to(device_))
+    tokenizer = load_tokenizer(base_model)
+    am = AdapterModel(load_model(base_model, "token").to(device_))
+    max_length = usable_length(am.model.config, tokenizer, max_length)
     loaded: set[str] = set()
 
     def ensure_language(language: str) -> None:

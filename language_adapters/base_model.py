@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForMaskedLM, XLMRobertaConfig, get_linear_schedule_with_warmup
+from transformers import XLMRobertaConfig, get_linear_schedule_with_warmup
 
 from language_adapters.corpus import CorpusSource, load_corpus
 from language_adapters.mlm import chunk_corpus, mlm_batch_loss
 from language_adapters.train import Position, evaluate_mlm, next_batch
 from madx.errors import ConfigError
 from madx.fileutil import atomic_directory
+from madx.loading import build_model
 from madx.tokenizer import train_sentencepiece_tokenizer
 from madx.training import pick_device
 
@@ -97,7 +98,7 @@ def build_base_model(
             held_out += chunks.held_out
 
         torch.manual_seed(spec.seed)
-        model = AutoModelForMaskedLM.from_config(_model_config(spec, tokenizer)).to(device)
+        model = build_model(_model_config(spec, tokenizer), head="mlm").to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.01)
         scheduler = get_linear_schedule_with_warmup(optimizer, min(spec.warmup_steps, spec.steps), spec.steps)
         generator = torch.Generator().manual_seed(spec.seed + 1)
@@ -106,7 +107,7 @@ def build_base_model(
         model.train()
         while position.step < spec.steps:
             batch = next_batch(train, position, batch_size, spec.seed)
-            loss, batch_tokens = mlm_batch_loss(model, batch, tokenizer, generator, 0.15, device)
+            loss, batch_tokens, _ = mlm_batch_loss(model, batch, tokenizer, generator, 0.15, device)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

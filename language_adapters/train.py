@@ -23,15 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from language_adapters.corpus import CorpusSource, load_corpus
-from language_adapters.mlm import MlmChunks, chunk_corpus, mask_tokens, mlm_batch_loss, pad_batch
+from language_adapters.mlm import MlmChunks, chunk_corpus, mlm_batch_loss
 from madx.config import resolve_config
 from madx.errors import ConfigError, DataError
 from madx.fileutil import atomic_directory
+from madx.loading import load_config, load_model, load_tokenizer, usable_length
 from madx.io import adapter_state_dict, load_adapter_weights, save_adapter
 from madx.model import AdapterModel
 from madx.training import load_optimizer, make_optimizer, pick_device, save_optimizer
@@ -112,21 +111,23 @@ def train_language_adapter(
     checkpoint_dir: str | Path | None = None,
     on_event: EventCallback | None = None,
     cache_dir: str | Path | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> LanguageAdapterResult:
-    """Train adapter `language` on `corpus` over the frozen MLM model `base_model`; save it to `out_dir`."""
+    """Train adapter `language` on `corpus` over the frozen MLM model `base_model`; save it to `out_dir`.
+
+    `metadata` (e.g. a cache key) is stored in the adapter's config beside the training record."""
     out_dir = Path(out_dir)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else out_dir.with_name(f".{out_dir.name}.checkpoint")
     source = CorpusSource.parse(corpus)
     notify = on_event or (lambda kind, step, metrics: None)
     device = pick_device(training.device)
 
-    tok = AutoTokenizer.from_pretrained(str(tokenizer or base_model))
-    if len(tok) <= 5 or tok.mask_token_id is None:
-        raise DataError(f"tokenizer of {tokenizer or base_model} has {len(tok)} entries and mask token {tok.mask_token!r}")
+    tok = load_tokenizer(tokenizer or base_model)
+    max_length = usable_length(load_config(base_model), tok, training.max_length)
     chunks = chunk_corpus(
         load_corpus(source, cache_dir=cache_dir),
         tok,
-        training.max_length,
+        max_length,
         training.held_out_fraction,
         training.seed,
         description=f"corpus {source.describe()}",
@@ -134,12 +135,12 @@ def train_language_adapter(
     micro_batch = training.batch_size // training.grad_accumulation
     if len(chunks.train) < training.batch_size:
         raise DataError(
-            f"corpus {source.describe()} yields {len(chunks.train)} training sequences of {training.max_length} tokens; "
+            f"corpus {source.describe()} yields {len(chunks.train)} training sequences of {max_length} tokens; "
             f"one batch needs {training.batch_size}: add text, or lower batch_size or max_length"
         )
 
     torch.manual_seed(training.seed)  # adapter init
-    model = AutoModelForMaskedLM.from_pretrained(str(base_model)).to(device)
+    model = load_model(base_model, "mlm").to(device)
     am = AdapterModel(model)
     am.add_adapter(language, resolve_config(training.adapter))
     count = am.train_adapter(language)
@@ -171,7 +172,7 @@ def train_language_adapter(
         step_loss = 0.0
         for _ in range(training.grad_accumulation):
             batch = next_batch(chunks.train, position, micro_batch, training.seed)
-            loss, tokens = mlm_batch_loss(model, batch, tok, mask_rng, training.mlm_probability, device)
+            loss, tokens, _ = mlm_batch_loss(model, batch, tok, mask_rng, training.mlm_probability, device)
             (loss / training.grad_accumulation).backward()
             step_loss += loss.item() / training.grad_accumulation
             position.tokens += tokens
@@ -212,6 +213,7 @@ def train_language_adapter(
         "train_loss": train_rows[-1]["train_loss"],
         "tokens_per_second": position.tokens / max(position.train_seconds, 1e-9),
         "steps": position.step,
+        "max_length": max_length,
         "train_sequences": len(chunks.train),
         "held_out_sequences": len(chunks.held_out),
         "train_tokens_seen": position.tokens,
@@ -225,6 +227,7 @@ def train_language_adapter(
         "training": training.to_dict(),
         "metrics": metrics,
         "fingerprint": fingerprint,
+        **(metadata or {}),
     }
     save_adapter(
         am,
@@ -253,12 +256,10 @@ def evaluate_mlm(
     generator = torch.Generator().manual_seed(seed)
     total_loss, total_targets = 0.0, 0
     for start in range(0, len(held_out), batch_size):
-        ids, attention = pad_batch(held_out[start : start + batch_size], tokenizer.pad_token_id)
-        masked, labels = mask_tokens(ids, attention, tokenizer, generator, probability)
-        logits = model(input_ids=masked.to(device), attention_mask=attention.to(device)).logits
-        labels = labels.to(device)
-        total_loss += F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum").item()
-        total_targets += int((labels != -100).sum())
+        chunk = held_out[start : start + batch_size]
+        loss, _, targets = mlm_batch_loss(model, chunk, tokenizer, generator, probability, device, reduction="sum")
+        total_loss += loss.item()
+        total_targets += targets
     loss = total_loss / max(total_targets, 1)
     return {"mlm_loss": loss, "perplexity": math.exp(min(loss, 50.0))}
 

@@ -52,6 +52,16 @@ def presets(
     console.print(f"base model: {rows[0]['base_parameters']:,} parameters")
 
 
+def _register_commands() -> None:
+    from madx import cli_adapterhub, cli_pipeline
+
+    cli_pipeline.register(app)
+    cli_adapterhub.register(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     """Entry point: a user error prints one line and exits 1; anything else is a bug with a traceback."""
     try:

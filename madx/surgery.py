@@ -38,8 +38,10 @@ class ArchitectureSpec:
     ffn_output: str  # from a layer: the block after the feed-forward network
     attention_output: str  # from a layer: the block after self-attention
     embeddings: str  # from the base model: the embedding module (its output feeds layer 0)
+    mlm_head: str | None  # from the top model: the whole MLM head (transform + vocabulary projection)
     mlm_decoder: str | None  # from the top model: the vocabulary projection of the MLM head
     token_classifier: str | None  # from the top model: the token-classification Linear
+    position_offset: int = 0  # position ids start here (RoBERTa-style models count from pad_id + 1)
     block: BlockLayout = BlockLayout()
 
 
@@ -48,8 +50,10 @@ _ROBERTA_LIKE = ArchitectureSpec(
     ffn_output="output",
     attention_output="attention.output",
     embeddings="embeddings",
+    mlm_head="lm_head",
     mlm_decoder="lm_head.decoder",
     token_classifier="classifier",
+    position_offset=2,
 )
 
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
@@ -61,6 +65,7 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
         ffn_output="output",
         attention_output="attention.output",
         embeddings="embeddings",
+        mlm_head="cls",
         mlm_decoder="cls.predictions.decoder",
         token_classifier="classifier",
     ),
@@ -76,6 +81,11 @@ def architecture_of(model: PreTrainedModel) -> ArchitectureSpec:
             f"model type {model_type!r} ({type(model).__name__}) is not supported; "
             f"supported model types: {sorted(ARCHITECTURES)}"
         ) from None
+
+
+def max_sequence_length(config) -> int:
+    """The longest input (special tokens included) a model's position embeddings can take."""
+    return int(config.max_position_embeddings) - ARCHITECTURES[config.model_type].position_offset
 
 
 def get_path(root: nn.Module, path: str) -> nn.Module:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from evaluation.metrics import flatten_scores
 from evaluation.predict import evaluate_tagging, pad_rows
@@ -24,6 +23,7 @@ from madx.composition import Stack
 from madx.config import resolve_config
 from madx.errors import ConfigError, DataError
 from madx.io import load_adapter, save_adapter
+from madx.loading import load_config, load_model, load_tokenizer, usable_length
 from madx.model import AdapterModel
 from madx.training import make_optimizer, pick_device
 from task_adapters.data import (
@@ -95,6 +95,7 @@ def train_task_adapter(
     label_set: LabelSet | None = None,
     tokenizer: str | Path | None = None,
     on_event: EventCallback | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> TaskAdapterResult:
     """Train task adapter `task` under Stack(<source LA>, task); save the best-dev epoch to `out_dir`."""
     notify = on_event or (lambda kind, step, metrics: None)
@@ -104,16 +105,17 @@ def train_task_adapter(
     if label_set.scheme == "iob2" and training.strict_iob2:
         check_iob2(train_corpus)
 
-    tok = AutoTokenizer.from_pretrained(str(tokenizer or base_model))
-    train_rows = encode_tagged(train_corpus, tok, label_set, training.max_length)
-    dev_rows = encode_tagged(dev_corpus, tok, label_set, training.max_length)  # fails on labels unseen in train
+    tok = load_tokenizer(tokenizer or base_model)
+    max_length = usable_length(load_config(base_model), tok, training.max_length)
+    train_rows = encode_tagged(train_corpus, tok, label_set, max_length)
+    dev_rows = encode_tagged(dev_corpus, tok, label_set, max_length)  # fails on labels unseen in train
     if len(train_rows) < training.batch_size:
         raise DataError(
             f"training set {train_corpus.source} has {len(train_rows)} rows; one batch needs {training.batch_size}"
         )
 
     torch.manual_seed(training.seed)
-    model = AutoModelForTokenClassification.from_pretrained(str(base_model), num_labels=len(label_set)).to(device)
+    model = load_model(base_model, "token", num_labels=len(label_set)).to(device)
     am = AdapterModel(model)
     source_language = load_adapter(am, source_language_adapter, with_head=False)
     am.add_adapter(task, resolve_config(training.adapter))
@@ -150,7 +152,7 @@ def train_task_adapter(
             tokens += int(attention.sum())
             step += 1
         dev_scores = evaluate_tagging(
-            model, dev_corpus, tok, label_set, training.max_length, training.eval_batch_size, device, dev_rows
+            model, dev_corpus, tok, label_set, max_length, training.eval_batch_size, device, dev_rows
         )
         row = {"epoch": epoch, "step": step, "train_loss": epoch_loss / steps_per_epoch, **flatten_scores(dev_scores, "dev_")}
         history.append(row)
@@ -180,6 +182,7 @@ def train_task_adapter(
         "dev": dev_corpus.source,
         "training": training.to_dict(),
         "metrics": metrics,
+        **(metadata or {}),
     }
     save_adapter(
         am, task, out_dir, with_head=True, metadata=metadata,

@@ -132,3 +132,21 @@ def test_resume_from_a_checkpoint_ends_with_the_same_weights(tiny_base_dir, toy_
     assert straight.keys() == resumed.keys()
     for key in straight:
         assert torch.equal(straight[key], resumed[key]), key
+
+
+def test_target_only_mlm_loss_equals_the_models_own_loss(make_tiny_model, tiny_tokenizer):
+    """The loss computed on target positions only is the loss of `model(labels=...)`, adapters included."""
+    from language_adapters.mlm import mlm_batch_loss
+
+    for model_type in ("xlm-roberta", "bert"):
+        model = make_tiny_model(model_type, "mlm", vocab_size=len(tiny_tokenizer))
+        am = AdapterModel(model)
+        am.add_adapter("sw", "madx_language")
+        am.set_active("sw")
+        chunks = [tiny_tokenizer(text)["input_ids"] for text in ("Habari ya dunia yote", "Kila mtu ana haki ya kuishi")]
+        ours, tokens, targets = mlm_batch_loss(model, chunks, tiny_tokenizer, torch.Generator().manual_seed(0), 0.5, "cpu")
+        ids, attention = pad_batch(chunks, tiny_tokenizer.pad_token_id)
+        masked, labels = mask_tokens(ids, attention, tiny_tokenizer, torch.Generator().manual_seed(0), 0.5)
+        reference = model(input_ids=masked, attention_mask=attention, labels=labels).loss
+        torch.testing.assert_close(ours, reference)
+        assert tokens == int(attention.sum()) and targets == int((labels != -100).sum())

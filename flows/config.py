@@ -1,0 +1,291 @@
+"""The pipeline configuration: one YAML file describes a whole MAD-X pipeline.
+
+Validated once, on load, before anything trains: unknown keys, wrong types, missing corpus or data
+files, unknown setups and languages without adapters are errors that name the key and the file.
+Relative paths are resolved against the folder of the YAML file, so a config works from any
+working directory. Imports no Prefect and no MLflow (the CLI validates configs without them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evaluation.zero_shot import DEFAULT_SETUPS, NEEDS_TARGET_ADAPTER, SETUPS
+from language_adapters.base_model import BaseModelSpec
+from language_adapters.corpus import CorpusSource
+from language_adapters.train import LanguageAdapterTraining
+from madx.errors import ConfigError, MadxError
+from task_adapters.data import LabeledSource
+from task_adapters.train import TaskAdapterTraining
+
+_CRON = re.compile(r"^\s*(\S+\s+){4}\S+\s*$")
+_CODE = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def build_dataclass(cls, data: Any, where: str):
+    """Build a config dataclass from a mapping, naming unknown keys and bad values."""
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+    try:
+        return cls(**data)
+    except TypeError as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+class BuildBaseModel(_Strict):
+    """Build a small base model from the configured languages' corpora (the offline demo)."""
+
+    corpora: dict[str, str | dict[str, Any]] = Field(description="language -> corpus pretrained on, all together.")
+    spec: dict[str, Any] = Field(default_factory=dict, description="BaseModelSpec fields.")
+
+    @field_validator("spec")
+    @classmethod
+    def _spec(cls, value: dict[str, Any]) -> dict[str, Any]:
+        build_dataclass(BaseModelSpec, value, "base_model.build.spec")
+        return value
+
+    def base_model_spec(self) -> BaseModelSpec:
+        return build_dataclass(BaseModelSpec, self.spec, "base_model.build.spec")
+
+
+class BaseModelConfig(_Strict):
+    name_or_path: str | None = Field(None, description="Hub name (xlm-roberta-base) or local folder.")
+    build: BuildBaseModel | None = Field(None, description="Build a small base model instead of loading one.")
+    trust_remote_code: bool = Field(False, description="Allow code shipped with the model to run. Off unless you trust it.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> BaseModelConfig:
+        if (self.name_or_path is None) == (self.build is None):
+            raise ValueError("give exactly one of base_model.name_or_path or base_model.build")
+        return self
+
+
+class LanguageConfig(_Strict):
+    corpus: str | dict[str, Any] = Field(description="Text file/folder, udhr:<code>, hf:<name>[:<config>], disk:<path>.")
+    schedule: str | None = Field(None, description="Cron schedule for `madx serve` (e.g. '0 3 * * 0').")
+    adapter: str | None = Field(None, description="Use this existing adapter folder instead of training one.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and not _CRON.match(value):
+            raise ValueError(f"schedule {value!r} is not a 5-field cron expression like '0 3 * * 0'")
+        return value
+
+
+class TaskConfig(_Strict):
+    train: dict[str, Any] = Field(description="LabeledSource of the source-language training set.")
+    dev: dict[str, Any] = Field(description="LabeledSource of the source-language dev set.")
+    test: dict[str, dict[str, Any]] = Field(default_factory=dict, description="language -> LabeledSource.")
+    labels: list[str] | None = Field(None, description="Label set in order; default: taken from train.")
+
+
+class EvaluationConfig(_Strict):
+    setups: list[str] = Field(default_factory=lambda: list(DEFAULT_SETUPS), description=f"Any of {list(SETUPS)}.")
+    batch_size: int = Field(64, ge=1)
+    max_length: int = Field(128, ge=8)
+
+    @field_validator("setups")
+    @classmethod
+    def _setups(cls, value: list[str]) -> list[str]:
+        unknown = [s for s in value if s not in SETUPS]
+        if unknown or not value:
+            raise ValueError(f"unknown setup(s) {unknown}; choose from {list(SETUPS)}")
+        return value
+
+
+class RunnerConfig(_Strict):
+    kind: Literal["threads", "dask"] = Field("threads", description="Prefect task runner.")
+    max_workers: int = Field(2, ge=1, description="Parallel tasks (threads) or Dask workers.")
+    dask_address: str | None = Field(None, description="Scheduler of an existing Dask cluster; default: a local one.")
+
+
+class PipelineConfig(_Strict):
+    name: str = Field(description="Pipeline name: the MLflow experiment and Prefect run names.")
+    output_dir: Path = Field(description="Where adapters, reports and (by default) the tracking store go.")
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI; default sqlite under output_dir.")
+    base_model: BaseModelConfig
+    source_language: str = Field("en", description="Language of the labeled training data.")
+    languages: dict[str, LanguageConfig]
+    tasks: dict[str, TaskConfig] = Field(default_factory=dict)
+    language_adapter: dict[str, Any] = Field(default_factory=dict, description="LanguageAdapterTraining fields.")
+    task_adapter: dict[str, Any] = Field(default_factory=dict, description="TaskAdapterTraining fields.")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    source_file: Path | None = Field(None, description="The YAML file this was read from (set by the loader).")
+
+    @field_validator("languages")
+    @classmethod
+    def _codes(cls, value: dict[str, LanguageConfig]) -> dict[str, LanguageConfig]:
+        bad = [code for code in value if not _CODE.match(code)]
+        if bad:
+            raise ValueError(f"language codes use letters, digits, '_' and '-': {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineConfig:
+        build_dataclass(LanguageAdapterTraining, self.language_adapter, "language_adapter")
+        build_dataclass(TaskAdapterTraining, self.task_adapter, "task_adapter")
+        if self.source_language not in self.languages:
+            raise ValueError(f"source_language {self.source_language!r} is not one of languages {sorted(self.languages)}")
+        for name, task in self.tasks.items():
+            for split in ("train", "dev"):
+                self._labeled(getattr(task, split), f"tasks.{name}.{split}")
+            for language, source in task.test.items():
+                self._labeled(source, f"tasks.{name}.test.{language}")
+        return self
+
+    def _labeled(self, data: dict[str, Any], where: str) -> LabeledSource:
+        return build_dataclass(LabeledSource, data, where)
+
+    # -- typed views -------------------------------------------------------------------------------
+    def language_training(self) -> LanguageAdapterTraining:
+        return build_dataclass(LanguageAdapterTraining, self.language_adapter, "language_adapter")
+
+    def task_training(self) -> TaskAdapterTraining:
+        return build_dataclass(TaskAdapterTraining, self.task_adapter, "task_adapter")
+
+    def corpus(self, language: str) -> CorpusSource:
+        return CorpusSource.parse(self.languages[language].corpus)
+
+    def labeled(self, task: str, split: str, language: str | None = None) -> LabeledSource:
+        config = self.tasks[task]
+        return self._labeled(config.test[language] if split == "test" else getattr(config, split), f"tasks.{task}.{split}")
+
+    def target_languages(self, task: str) -> list[str]:
+        """Languages with both a test set for `task` and a configured language."""
+        return sorted(set(self.tasks[task].test) & set(self.languages))
+
+    def with_language(self, code: str, corpus: str | dict[str, Any]) -> PipelineConfig:
+        """A copy with one more language (for add-language)."""
+        languages = {**self.languages, code: LanguageConfig(corpus=corpus)}
+        return self.model_copy(update={"languages": languages})
+
+    def fingerprint(self) -> str:
+        """A hash of everything that defines the pipeline (tagged on every MLflow run)."""
+        data = self.model_dump(mode="json", exclude={"source_file"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def needs_target_adapters(self) -> bool:
+        return bool(NEEDS_TARGET_ADAPTER & set(self.evaluation.setups))
+
+
+def load_pipeline_config(path: str | Path) -> PipelineConfig:
+    """Read, resolve and validate a pipeline YAML file; every problem is a ConfigError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return validate_config(_resolve_paths(raw, path.resolve().parent), source=path)
+
+
+def validate_config(raw: dict[str, Any], source: Path | None = None) -> PipelineConfig:
+    where = str(source) if source else "config"
+    try:
+        config = PipelineConfig.model_validate({**raw, "source_file": str(source.resolve()) if source else None})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {_message(e)}" for e in error.errors()
+        )
+        raise ConfigError(f"{where}: {problems}") from None
+    except MadxError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    _check_files_exist(config, where)
+    return config
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make the config's relative paths relative to its own folder."""
+
+    def resolve(value: str) -> str:
+        return str((base / value).resolve()) if not Path(value).is_absolute() else value
+
+    raw = json.loads(json.dumps(raw))  # a deep copy: never mutate the caller's data
+    if isinstance(raw.get("output_dir"), str):
+        raw["output_dir"] = resolve(raw["output_dir"])
+    base_model = raw.get("base_model")
+    build = base_model.get("build") if isinstance(base_model, dict) else None
+    if isinstance(build, dict) and isinstance(build.get("corpora"), dict):
+        build["corpora"] = {code: _resolve_corpus(corpus, resolve) for code, corpus in build["corpora"].items()}
+    if isinstance(base_model, dict) and isinstance(base_model.get("name_or_path"), str):
+        candidate = base / base_model["name_or_path"]
+        if base_model["name_or_path"].startswith((".", "/")) or candidate.exists():
+            base_model["name_or_path"] = resolve(base_model["name_or_path"])
+    for language in (raw.get("languages") or {}).values():
+        if not isinstance(language, dict):
+            continue
+        language["corpus"] = _resolve_corpus(language.get("corpus"), resolve)
+        if isinstance(language.get("adapter"), str):
+            language["adapter"] = resolve(language["adapter"])
+    for task in (raw.get("tasks") or {}).values():
+        if not isinstance(task, dict):
+            continue
+        sources = [task.get("train"), task.get("dev"), *(task.get("test") or {}).values()]
+        for source in sources:
+            if isinstance(source, dict) and isinstance(source.get("path"), str):
+                source["path"] = resolve(source["path"])
+    return raw
+
+
+def _resolve_corpus(corpus: Any, resolve) -> Any:
+    if isinstance(corpus, str) and CorpusSource.parse(corpus).kind == "text":
+        return resolve(corpus)
+    if isinstance(corpus, str) and corpus.startswith("disk:"):
+        return "disk:" + resolve(corpus[5:])
+    if isinstance(corpus, dict):
+        return {k: resolve(v) if k in ("text", "disk") and isinstance(v, str) else v for k, v in corpus.items()}
+    return corpus
+
+
+def _check_files_exist(config: PipelineConfig, where: str) -> None:
+    missing = []
+    corpora = {f"languages.{code}.corpus": config.corpus(code) for code in config.languages}
+    if config.base_model.build:
+        corpora.update({f"base_model.build.corpora.{code}": CorpusSource.parse(corpus)
+                        for code, corpus in config.base_model.build.corpora.items()})
+    for key, source in corpora.items():
+        if source.kind in ("text", "disk") and not Path(source.location).exists():
+            missing.append(f"{key}: {source.location}")
+    for code, language in config.languages.items():
+        if language.adapter and not (Path(language.adapter) / "adapter_config.json").is_file():
+            missing.append(f"languages.{code}.adapter: {language.adapter} (no adapter_config.json)")
+    for name, task in config.tasks.items():
+        for label, source in [("train", task.train), ("dev", task.dev), *((f"test.{k}", v) for k, v in task.test.items())]:
+            path = source.get("path")
+            if path and not Path(path).exists():
+                missing.append(f"tasks.{name}.{label}: {path}")
+    if missing:
+        raise ConfigError(f"{where}: missing file(s): " + "; ".join(missing))

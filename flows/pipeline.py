@@ -1,0 +1,238 @@
+"""The MAD-X flows. Each takes the path of a pipeline YAML (so a deployment can run it on a
+schedule) and returns a small summary.
+
+    madx_pipeline          base model (if built) -> every language adapter in parallel -> task
+                           adapters (each as soon as its source language adapter exists) ->
+                           the zero-shot matrix -> the report
+    train_language_adapter one language adapter (what a per-language schedule runs)
+    train_task_adapter     one task adapter (and the source language adapter it needs)
+    evaluate_zero_shot     the matrix over the adapters the pipeline has
+    add_language           a new language: adapter, evaluation with every task adapter, report
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from prefect import flow
+from prefect.futures import PrefectFuture
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.config import PipelineConfig, load_pipeline_config
+from madx.errors import ConfigError
+from tasks import tracking
+from tasks.stages import (
+    AdapterRecord,
+    build_base_model_task,
+    build_report_task,
+    evaluate_task_adapter_task,
+    train_language_adapter_task,
+    train_task_adapter_task,
+)
+from tasks.tracking import Tracker, TrackingTarget, redact, resolve_tracking_uri
+
+
+def tracking_target(config: PipelineConfig) -> TrackingTarget:
+    uri = resolve_tracking_uri(config.tracking_uri, config.output_dir)
+    local = uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri
+    artifacts = (Path(config.output_dir).resolve() / "mlartifacts").as_uri() if local else None
+    return TrackingTarget(uri, config.name, artifacts)
+
+
+def task_runner(config: PipelineConfig):
+    """Threads by default; Dask (prefect-dask) for a cluster or a local multi-process one."""
+    if config.runner.kind == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if config.runner.dask_address:
+            return DaskTaskRunner(address=config.runner.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": config.runner.max_workers, "threads_per_worker": 1,
+                                              "processes": True, "dashboard_address": None})
+    return ThreadPoolTaskRunner(max_workers=config.runner.max_workers)
+
+
+def _share_cores(workers: int) -> None:
+    # Parallel trainings in one process share torch's thread pool: split the cores between them
+    # instead of letting each spawn a full pool (oversubscription made steps 10x slower here).
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+class _Run:
+    """The parent MLflow run of one flow call: FINISHED on success, FAILED with the error otherwise."""
+
+    def __init__(self, config: PipelineConfig, name: str, kind: str, extra_tags: dict[str, str] | None = None):
+        self.config = config
+        self.target = tracking_target(config)
+        self.tracker = Tracker(self.target)
+        tags = {tracking.KIND: kind, tracking.CONFIG_HASH: config.fingerprint(),
+                tracking.BASE_MODEL: base_model_name(config), **(extra_tags or {})}
+        self.run_id = self.tracker.start(name, tags)
+        self.tracker.log_params(self.run_id, {"config_file": str(config.source_file or ""),
+                                              "tracking_uri": redact(self.target.uri)})
+        if config.source_file:
+            self.tracker.log_files(self.run_id, [Path(config.source_file)], "config")
+
+    def __enter__(self) -> _Run:
+        return self
+
+    def __exit__(self, kind, error, tb) -> None:
+        self.tracker.finish(self.run_id, error)
+
+
+def base_model_name(config: PipelineConfig) -> str:
+    if config.base_model.build:
+        return str(Path(config.output_dir) / "base_model")
+    return str(config.base_model.name_or_path)
+
+
+def _base_model(config: PipelineConfig, run: _Run) -> str:
+    if config.base_model.build:
+        return build_base_model_task(config, run.target, run.run_id)
+    if config.base_model.trust_remote_code:
+        raise ConfigError("trust_remote_code is not supported by madx's adapter surgery; use a supported architecture")
+    return str(config.base_model.name_or_path)
+
+
+def _submit_language_adapters(config, languages, base, run: _Run, force) -> dict[str, PrefectFuture]:
+    return {
+        code: train_language_adapter_task.with_options(name=f"language-adapter-{code}").submit(
+            config, code, base, run.target, run.run_id, force)
+        for code in languages
+    }
+
+
+def _evaluate(config: PipelineConfig, tasks: dict[str, Any], languages: dict[str, Any], base: str, run: _Run,
+              only: list[str] | None = None) -> list[dict[str, Any]]:
+    futures = []
+    for name, task_adapter in tasks.items():
+        targets = [code for code in config.target_languages(name) if only is None or code in only]
+        if not targets:
+            continue
+        futures.append(evaluate_task_adapter_task.with_options(name=f"evaluate-{name}").submit(
+            config, name, targets, languages, task_adapter, base, run.target, run.run_id))
+    return [row for future in futures for row in future.result()]
+
+
+@flow(name="madx-pipeline")
+def madx_pipeline(config_path: str, force: bool = False) -> dict[str, Any]:
+    """Run the whole pipeline described by the YAML at `config_path`."""
+    config = load_pipeline_config(config_path)
+    _share_cores(config.runner.max_workers)
+    with _Run(config, f"pipeline {config.name}", "pipeline") as run:
+        base = _base_model(config, run)
+        languages = _submit_language_adapters(config, sorted(config.languages), base, run, force)
+        # A task adapter needs only the source language's adapter: it starts while others still train.
+        tasks = {
+            name: train_task_adapter_task.with_options(name=f"task-adapter-{name}").submit(
+                config, name, base, languages[config.source_language], run.target, run.run_id, force)
+            for name in sorted(config.tasks)
+        }
+        language_records = {code: future.result() for code, future in languages.items()}
+        task_records = {name: future.result() for name, future in tasks.items()}
+        rows = _evaluate(config, task_records, language_records, base, run)
+        report = build_report_task(config, base, run.target, run.run_id)
+        return {"run_id": run.run_id, "tracking_uri": redact(run.target.uri), "rows": rows, "report": report,
+                "adapters": {**{f"language/{k}": v.path for k, v in language_records.items()},
+                             **{f"task/{k}": v.path for k, v in task_records.items()}}}
+
+
+@flow(name="madx-train-language-adapter")
+def train_language_adapter(config_path: str, language: str, force: bool = False) -> dict[str, Any]:
+    """Train (or reuse, when unchanged) one configured language's adapter."""
+    config = load_pipeline_config(config_path)
+    if language not in config.languages:
+        raise ConfigError(f"language {language!r} is not in {config_path} (languages: {sorted(config.languages)})")
+    with _Run(config, f"train language {language}", "language_flow", {tracking.LANGUAGE: language}) as run:
+        base = _base_model(config, run)
+        record = train_language_adapter_task(config, language, base, run.target, run.run_id, force)
+        return {"run_id": run.run_id, "adapter": record.path, "reused": record.reused, "metrics": record.metrics}
+
+
+@flow(name="madx-train-task-adapter")
+def train_task_adapter(config_path: str, task_name: str, force: bool = False) -> dict[str, Any]:
+    """Train one task adapter on the source language (training that language's adapter first if needed)."""
+    config = load_pipeline_config(config_path)
+    if task_name not in config.tasks:
+        raise ConfigError(f"task {task_name!r} is not in {config_path} (tasks: {sorted(config.tasks)})")
+    with _Run(config, f"train task {task_name}", "task_flow", {tracking.TASK: task_name}) as run:
+        base = _base_model(config, run)
+        source = train_language_adapter_task(config, config.source_language, base, run.target, run.run_id, force)
+        record = train_task_adapter_task(config, task_name, base, source, run.target, run.run_id, force)
+        return {"run_id": run.run_id, "adapter": record.path, "reused": record.reused, "metrics": record.metrics}
+
+
+@flow(name="madx-evaluate-zero-shot")
+def evaluate_zero_shot(config_path: str, languages: list[str] | None = None) -> dict[str, Any]:
+    """The zero-shot matrix for the configured tasks and languages (adapters reused when unchanged)."""
+    config = load_pipeline_config(config_path)
+    _share_cores(config.runner.max_workers)
+    with _Run(config, f"evaluate {config.name}", "evaluation_flow") as run:
+        base = _base_model(config, run)
+        wanted = sorted(set(languages or config.languages) | {config.source_language})
+        unknown = sorted(set(wanted) - set(config.languages))
+        if unknown:
+            raise ConfigError(f"languages {unknown} are not in {config_path}")
+        futures = _submit_language_adapters(config, wanted, base, run, force=False)
+        language_records = {code: future.result() for code, future in futures.items()}
+        task_records = {name: train_task_adapter_task(config, name, base, language_records[config.source_language],
+                                                      run.target, run.run_id) for name in sorted(config.tasks)}
+        rows = _evaluate(config, task_records, language_records, base, run, only=languages)
+        report = build_report_task(config, base, run.target, run.run_id)
+        return {"run_id": run.run_id, "rows": rows, "report": report}
+
+
+@flow(name="madx-add-language")
+def add_language(config_path: str, code: str, corpus: str | None = None, test: dict[str, str] | None = None,
+                 force: bool = False) -> dict[str, Any]:
+    """Add one language: train its adapter on `corpus`, evaluate it with every task adapter of the
+    pipeline (test sets from the config, or `test` = {task: CoNLL path}), update the report."""
+    from language_adapters.corpus import CorpusSource
+
+    config = load_pipeline_config(config_path)
+    if code in config.languages:
+        if corpus is not None and CorpusSource.parse(corpus) != config.corpus(code):
+            raise ConfigError(f"{code!r} is already configured with corpus {config.corpus(code).describe()}; "
+                              "edit the config instead, or omit --corpus")
+    elif corpus is None:
+        raise ConfigError(f"{code!r} is not in {config_path}: give its corpus (--corpus udhr:{code}, a text file, ...)")
+    else:
+        config = config.with_language(code, corpus)
+    config = _with_test_sets(config, code, test or {})
+    _share_cores(config.runner.max_workers)
+    with _Run(config, f"add language {code}", "add_language", {tracking.LANGUAGE: code}) as run:
+        base = _base_model(config, run)
+        new = train_language_adapter_task(config, code, base, run.target, run.run_id, force)
+        source = train_language_adapter_task(config, config.source_language, base, run.target, run.run_id)
+        task_records = {name: train_task_adapter_task(config, name, base, source, run.target, run.run_id)
+                        for name in sorted(config.tasks)}
+        untested = [name for name in config.tasks if code not in config.tasks[name].test]
+        rows = _evaluate(config, task_records, {code: new, config.source_language: source}, base, run, only=[code])
+        report = build_report_task(config, base, run.target, run.run_id)
+        return {"run_id": run.run_id, "adapter": new.path, "rows": rows, "report": report, "untested_tasks": untested}
+
+
+def _with_test_sets(config: PipelineConfig, code: str, tests: dict[str, str]) -> PipelineConfig:
+    unknown = sorted(set(tests) - set(config.tasks))
+    if unknown:
+        raise ConfigError(f"--test names task(s) {unknown} that the config does not have ({sorted(config.tasks)})")
+    if not tests:
+        return config
+    new_tasks = {}
+    for name, task in config.tasks.items():
+        if name in tests:
+            path = Path(tests[name]).resolve()
+            if not path.exists():
+                raise ConfigError(f"test set {path} for task {name!r} does not exist")
+            task = task.model_copy(update={"test": {**task.test, code: {"format": "conll", "path": str(path)}}})
+        new_tasks[name] = task
+    return config.model_copy(update={"tasks": new_tasks})
+
+
+def run_flow(flow_fn: Callable[..., Any], config_path: str | Path, **parameters: Any) -> Any:
+    """Call a flow with the task runner its config asks for."""
+    config = load_pipeline_config(config_path)
+    return flow_fn.with_options(task_runner=task_runner(config))(str(config_path), **parameters)

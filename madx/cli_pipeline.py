@@ -1,0 +1,216 @@
+"""`madx run`, `add-language`, `train-language`, `train-task`, `evaluate`, `results`, `demo`.
+
+Each command loads the config, calls one flow, and prints where to look. Flows (and so Prefect
+and MLflow) are imported only when a command runs, so `madx --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+ConfigArg = Annotated[Path, typer.Argument(help="Pipeline YAML (see configs/).", show_default=False)]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Retrain even when an unchanged adapter exists.")]
+DEFAULT_CONFIG = Path(os.environ.get("MADX_CONFIG", "configs/demo.yaml"))
+
+
+def quiet_environment() -> None:
+    """Offline-friendly defaults for Prefect and MLflow (an explicit environment variable wins)."""
+    defaults = {
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def run(config: ConfigArg, force: ForceOpt = False) -> None:
+    """Run the whole pipeline: base model, language adapters, task adapters, zero-shot matrix, report."""
+    quiet_environment()
+    from flows.config import load_pipeline_config
+    from flows.pipeline import madx_pipeline, run_flow
+
+    loaded = load_pipeline_config(config)  # validate before Prefect starts
+    started = time.perf_counter()
+    summary = run_flow(madx_pipeline, config, force=force)
+    print_summary(loaded, summary, time.perf_counter() - started)
+
+
+def add_language(
+    code: Annotated[str, typer.Argument(help="Language code, e.g. sw, yo, qu.", show_default=False)],
+    corpus: Annotated[str | None, typer.Option(help="Unlabeled text: a .txt file or folder, udhr:<code>, hf:<name>[:<config>], disk:<path>.")] = None,
+    config: Annotated[Path, typer.Option(help="Pipeline YAML (default: $MADX_CONFIG or configs/demo.yaml).")] = DEFAULT_CONFIG,
+    test: Annotated[list[str] | None, typer.Option(help="TASK=PATH: a CoNLL test set in the new language (repeatable).")] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Add one language in one command: train its adapter, evaluate it with every task adapter, update the report."""
+    quiet_environment()
+    from flows.config import load_pipeline_config
+    from flows.pipeline import add_language as add_language_flow
+    from flows.pipeline import run_flow
+    from madx.errors import ConfigError
+
+    tests = {}
+    for item in test or []:
+        task_name, sep, path = item.partition("=")
+        if not sep or not task_name or not path:
+            raise ConfigError(f"--test takes TASK=PATH, got {item!r}")
+        tests[task_name] = path
+    loaded = load_pipeline_config(config)
+    started = time.perf_counter()
+    summary = run_flow(add_language_flow, config, code=code, corpus=corpus, test=tests, force=force)
+    console.print(f"[bold]language adapter[/] {code}: {summary['adapter']}")
+    for name in summary.get("untested_tasks", []):
+        console.print(f"[yellow]no {code} test set for task {name!r}[/]: pass --test {name}=PATH to score it")
+    print_summary(loaded, summary, time.perf_counter() - started)
+
+
+def train_language(
+    language: Annotated[str, typer.Argument(help="A language of the config.", show_default=False)],
+    config: Annotated[Path, typer.Option(help="Pipeline YAML.")] = DEFAULT_CONFIG,
+    force: ForceOpt = False,
+) -> None:
+    """Train one configured language's adapter (reused when nothing changed)."""
+    quiet_environment()
+    from flows.pipeline import run_flow, train_language_adapter
+
+    summary = run_flow(train_language_adapter, config, language=language, force=force)
+    _print_adapter(summary, f"language adapter {language}")
+
+
+def train_task(
+    task_name: Annotated[str, typer.Argument(metavar="TASK", help="A task of the config, e.g. ner.", show_default=False)],
+    config: Annotated[Path, typer.Option(help="Pipeline YAML.")] = DEFAULT_CONFIG,
+    force: ForceOpt = False,
+) -> None:
+    """Train one task adapter on the source language (its language adapter first, if needed)."""
+    quiet_environment()
+    from flows.pipeline import run_flow, train_task_adapter
+
+    summary = run_flow(train_task_adapter, config, task_name=task_name, force=force)
+    _print_adapter(summary, f"task adapter {task_name}")
+
+
+def evaluate(
+    config: ConfigArg,
+    language: Annotated[list[str] | None, typer.Option(help="Only these target languages (repeatable).")] = None,
+) -> None:
+    """Score the zero-shot matrix (madx / en-la / no-la ...) and rewrite the report."""
+    quiet_environment()
+    from flows.config import load_pipeline_config
+    from flows.pipeline import evaluate_zero_shot, run_flow
+
+    loaded = load_pipeline_config(config)
+    started = time.perf_counter()
+    summary = run_flow(evaluate_zero_shot, config, languages=language or None)
+    print_summary(loaded, summary, time.perf_counter() - started)
+
+
+def results(
+    config: Annotated[Path, typer.Argument(help="Pipeline YAML whose tracking store to read.")] = DEFAULT_CONFIG,
+) -> None:
+    """Print the comparison table (F1 per language and setup) from the MLflow store."""
+    quiet_environment()
+    from flows.config import load_pipeline_config
+    from flows.pipeline import base_model_name, tracking_target
+    from madx.errors import MadxError
+    from tasks.tracking import Tracker
+
+    loaded = load_pipeline_config(config)
+    rows = Tracker(tracking_target(loaded)).evaluation_rows(base_model_name(loaded))
+    if not rows:
+        raise MadxError(f"no evaluations tracked yet for {config}; run `madx run {config}` first")
+    print_table(rows)
+
+
+def demo(
+    fast: Annotated[bool, typer.Option("--fast", help="The small variant the tests use (about a minute).")] = False,
+    force: ForceOpt = False,
+) -> None:
+    """Run the offline demo pipeline (configs/demo.yaml, or configs/demo-fast.yaml with --fast)."""
+    run(Path("configs/demo-fast.yaml" if fast else "configs/demo.yaml"), force=force)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+    app.command("add-language")(add_language)
+    app.command("train-language")(train_language)
+    app.command("train-task")(train_task)
+    app.command()(evaluate)
+    app.command()(results)
+    app.command()(demo)
+
+
+# -- output --------------------------------------------------------------------------------------
+def print_table(rows: list[dict]) -> None:
+    from evaluation.report import averages, f1_table
+
+    for task_name in sorted({row["task"] for row in rows}):
+        languages, setups, cells = f1_table(rows, task_name)
+        source = next((r.get("source_language") for r in rows if r["task"] == task_name), None)
+        table = Table(title=f"{task_name}: zero-shot F1 (%), task adapter trained on {source}")
+        table.add_column("language")
+        for setup in setups:
+            table.add_column(setup, justify="right")
+        delta = "madx" in setups and "no-la" in setups
+        if delta:
+            table.add_column("madx − no-la", justify="right")
+        for language in languages:
+            values = [_pct(cells.get((language, s))) for s in setups]
+            if delta:
+                values.append(_delta(cells.get((language, "madx")), cells.get((language, "no-la"))))
+            table.add_row(language, *values)
+        means = averages(rows, task_name)
+        if means:
+            values = [_pct(means.get(s)) for s in setups]
+            if delta:
+                values.append(_delta(means.get("madx"), means.get("no-la")))
+            table.add_row("[bold]average[/]", *[f"[bold]{v}[/]" for v in values])
+        console.print(table)
+
+
+def print_summary(config, summary: dict, seconds: float) -> None:
+    from flows.pipeline import base_model_name, tracking_target
+    from tasks.tracking import Tracker
+
+    rows = Tracker(tracking_target(config)).evaluation_rows(base_model_name(config)) if summary.get("rows") else []
+    if rows:
+        print_table(rows)
+    report = summary.get("report") or {}
+    console.print(f"\n[bold green]done[/] in {seconds:.0f} s")
+    if report:
+        console.print(f"report:   {report['markdown']}\nheatmap:  {report['heatmap']}\ntable:    {report['csv']}")
+    uri = summary.get("tracking_uri") or tracking_target(config).uri
+    console.print(f"MLflow:   madx ui {config.source_file or ''}   (tracking store {uri})")
+
+
+def _print_adapter(summary: dict, label: str) -> None:
+    state = "reused (unchanged)" if summary.get("reused") else "trained"
+    console.print(f"[bold]{label}[/] {state}: {summary['adapter']}")
+    for key in ("mlm_loss", "perplexity", "dev_f1", "tokens_per_second"):
+        if key in summary.get("metrics", {}):
+            console.print(f"  {key}: {summary['metrics'][key]:.4g}")
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}"
+
+
+def _delta(a: float | None, b: float | None) -> str:
+    return "" if a is None or b is None else f"{100 * (a - b):+.1f}"

@@ -1,0 +1,262 @@
+"""The pipeline's stages as Prefect tasks. Each one calls a domain function, records its run in
+MLflow, and returns a small record (paths, hashes, ids), never a model.
+
+An adapter is not retrained when its folder already holds one built from the same cache key
+(base model identity + hyperparameters + data fingerprint) unless `force` is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+
+from flows.config import PipelineConfig
+from language_adapters.corpus import CorpusSource
+from madx.errors import MadxError
+from madx.fileutil import sha256_of_directory
+from tasks import tracking
+from tasks.tracking import Tracker, TrackingTarget
+
+TRACKING_RETRIES = 2
+
+
+def transient_only(task_, task_run, state) -> bool:
+    """Retry on failures that can pass by themselves (I/O hiccups, a locked SQLite store), never on
+    a user error (bad data, bad config): those fail the same way every time."""
+    try:
+        state.result()
+    except MadxError:
+        return False
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        return False
+    except (ConnectionError, TimeoutError, OSError):
+        return True
+    except Exception as error:  # noqa: BLE001 - classify by message: sqlite/sqlalchemy lock errors
+        return "database is locked" in str(error) or "Connection" in type(error).__name__
+    return False
+
+
+@dataclass(frozen=True)
+class AdapterRecord:
+    """What a training stage hands on: where the adapter is, its hash, the run that made it."""
+
+    name: str
+    path: str
+    sha256: str
+    run_id: str | None
+    reused: bool
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _logger():
+    try:
+        return get_run_logger()
+    except Exception:  # called outside a Prefect run (tests, notebooks)
+        return logging.getLogger("madx")
+
+
+def _hash(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    if path.is_dir():
+        return sha256_of_directory(path)
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def base_model_identity(base_model: str) -> str:
+    """A local folder is identified by its config and weight files (content of config.json, sizes and
+    modification times of the rest); a hub name by the name itself."""
+    folder = Path(base_model)
+    if not folder.is_dir():
+        return base_model
+    parts = []
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            stat = path.stat()
+            content = path.read_text(encoding="utf-8") if path.name == "config.json" else f"{stat.st_size}:{stat.st_mtime_ns}"
+            parts.append((path.name, content))
+    return _hash(parts)
+
+
+def corpus_fingerprint(source: CorpusSource) -> str:
+    if source.kind == "text":
+        return _file_digest(Path(source.location))
+    if source.kind == "disk":
+        state = Path(source.location) / "state.json"
+        return _file_digest(state) if state.exists() else _file_digest(Path(source.location))
+    return source.describe() + (f" max={source.max_documents}" if source.max_documents else "")
+
+
+def _reusable(folder: Path, cache_key: str) -> bool:
+    from madx.io import read_adapter_config
+
+    try:
+        return read_adapter_config(folder)["metadata"].get("cache_key") == cache_key
+    except MadxError:
+        return False
+
+
+def _record(name: str, folder: Path, run_id: str | None, reused: bool) -> AdapterRecord:
+    from madx.io import read_adapter_config
+
+    metrics = read_adapter_config(folder).get("metadata", {}).get("metrics", {})
+    return AdapterRecord(name, str(folder), sha256_of_directory(folder), run_id, reused, metrics)
+
+
+def _event_logger(tracker: Tracker, run_id: str, label: str, total: int | None):
+    logger = _logger()
+
+    def on_event(kind: str, step: int, metrics: dict[str, float]) -> None:
+        tracker.log_metrics(run_id, metrics, step=step)
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k in ("train_loss", "mlm_loss", "dev_f1", "perplexity"))
+        logger.info("%s: %s %s%s %s", label, kind, step, f"/{total}" if total else "", shown)
+
+    return on_event
+
+
+@task(name="build-base-model", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
+def build_base_model_task(config: PipelineConfig, target: TrackingTarget, parent_run_id: str) -> str:
+    """Build (or reuse) the configured small base model; returns its folder."""
+    from language_adapters.base_model import build_base_model
+
+    build = config.base_model.build
+    out = Path(config.output_dir) / "base_model"
+    corpora = build.corpora
+    tracker = Tracker(target)
+    with tracker.run("base model", {tracking.KIND: "base_model", tracking.CONFIG_HASH: config.fingerprint()}, parent_run_id) as run_id:
+        tracker.log_params(run_id, {"spec": build.spec, "corpora": {k: str(v) for k, v in build.corpora.items()}})
+        spec = build.base_model_spec()
+        result = build_base_model(corpora, out, spec, on_event=_event_logger(tracker, run_id, "base model", spec.steps),
+                                  cache_dir=Path(config.output_dir) / "cache")
+        tracker.log_metrics(run_id, {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))})
+        tracker.set_tags(run_id, {"madx.cached": result.cached, tracking.BASE_MODEL: str(out)})
+    _logger().info("base model %s %s", "reused from" if result.cached else "built in", out)
+    return str(out)
+
+
+@task(name="train-language-adapter", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
+def train_language_adapter_task(
+    config: PipelineConfig, language: str, base_model: str, target: TrackingTarget, parent_run_id: str, force: bool = False
+) -> AdapterRecord:
+    from language_adapters.train import train_language_adapter
+
+    preset = config.languages[language].adapter
+    if preset:  # an existing adapter (e.g. imported from AdapterHub) stands in for training
+        return _record(language, Path(preset), None, reused=True)
+    training = config.language_training()
+    source = config.corpus(language)
+    key = _hash({"base": base_model_identity(base_model), "language": language, "training": training.to_dict(),
+                 "corpus": corpus_fingerprint(source)})
+    folder = Path(config.output_dir) / "adapters" / "language" / language
+    if not force and _reusable(folder, key):
+        _logger().info("language adapter %s: unchanged (cache key %s...), reusing %s", language, key[:12], folder)
+        return _record(language, folder, None, reused=True)
+    tracker = Tracker(target)
+    tags = {tracking.KIND: "language_adapter", tracking.LANGUAGE: language, tracking.BASE_MODEL: base_model,
+            tracking.CONFIG_HASH: config.fingerprint()}
+    with tracker.run(f"language adapter {language}", tags, parent_run_id) as run_id:
+        tracker.log_params(run_id, {"corpus": source.describe(), "training": training.to_dict(), "cache_key": key})
+        result = train_language_adapter(
+            base_model, language, source, folder, training,
+            checkpoint_dir=Path(config.output_dir) / "checkpoints" / "language" / language,
+            on_event=_event_logger(tracker, run_id, f"language adapter {language}", training.steps),
+            cache_dir=Path(config.output_dir) / "cache",
+            metadata={"cache_key": key},
+        )
+        tracker.log_metrics(run_id, result.metrics)
+        tracker.log_adapter(run_id, folder)
+    return _record(language, folder, run_id, reused=False)
+
+
+@task(name="train-task-adapter", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
+def train_task_adapter_task(
+    config: PipelineConfig, task_name: str, base_model: str, source_adapter: AdapterRecord, target: TrackingTarget,
+    parent_run_id: str, force: bool = False,
+) -> AdapterRecord:
+    from task_adapters.data import LabelSet
+    from task_adapters.train import train_task_adapter
+
+    task_config = config.tasks[task_name]
+    training = config.task_training()
+    train, dev = config.labeled(task_name, "train"), config.labeled(task_name, "dev")
+    data = {split: (_file_digest(Path(s.path)) if s.path else s.describe()) for split, s in (("train", train), ("dev", dev))}
+    key = _hash({"base": base_model_identity(base_model), "task": task_name, "training": training.to_dict(),
+                 "labels": task_config.labels, "source_adapter": source_adapter.sha256, "data": data})
+    folder = Path(config.output_dir) / "adapters" / "task" / task_name
+    if not force and _reusable(folder, key):
+        _logger().info("task adapter %s: unchanged (cache key %s...), reusing %s", task_name, key[:12], folder)
+        return _record(task_name, folder, None, reused=True)
+    tracker = Tracker(target)
+    tags = {tracking.KIND: "task_adapter", tracking.TASK: task_name, tracking.LANGUAGE: config.source_language,
+            tracking.BASE_MODEL: base_model, tracking.CONFIG_HASH: config.fingerprint()}
+    with tracker.run(f"task adapter {task_name}", tags, parent_run_id) as run_id:
+        tracker.log_params(run_id, {"train": train.describe(), "dev": dev.describe(), "training": training.to_dict(),
+                                    "source_adapter_sha256": source_adapter.sha256, "cache_key": key})
+        result = train_task_adapter(
+            base_model, task_name, source_adapter.path, train, dev, folder, training,
+            label_set=LabelSet(tuple(task_config.labels)) if task_config.labels else None,
+            on_event=_event_logger(tracker, run_id, f"task adapter {task_name}", training.epochs),
+            metadata={"cache_key": key},
+        )
+        tracker.log_metrics(run_id, result.metrics)
+        tracker.log_adapter(run_id, folder)
+    return _record(task_name, folder, run_id, reused=False)
+
+
+@task(name="evaluate-zero-shot", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
+def evaluate_task_adapter_task(
+    config: PipelineConfig, task_name: str, languages: list[str], language_adapters: dict[str, AdapterRecord],
+    task_adapter: AdapterRecord, base_model: str, target: TrackingTarget, parent_run_id: str,
+) -> list[dict[str, Any]]:
+    """Every (language, setup) cell of one task adapter with a single loaded base model; each cell
+    is its own nested MLflow run (tags language/task/setup) under this stage's run."""
+    from evaluation.zero_shot import evaluate_zero_shot
+
+    tracker = Tracker(target)
+    common = {tracking.TASK: task_name, tracking.BASE_MODEL: base_model, tracking.CONFIG_HASH: config.fingerprint()}
+    test_sets = {(task_name, language): config.labeled(task_name, "test", language) for language in languages}
+    adapters = {code: record.path for code, record in language_adapters.items()}
+
+    with tracker.run(f"evaluation {task_name}", {tracking.KIND: "evaluation_stage", **common}, parent_run_id) as stage_id:
+        tracker.log_params(stage_id, {"setups": config.evaluation.setups, "languages": languages,
+                                      "task_adapter_sha256": task_adapter.sha256})
+
+        def on_cell(cell, row):
+            tags = {tracking.KIND: "evaluation", tracking.LANGUAGE: cell.language, tracking.SETUP: cell.setup,
+                    "madx.source_language": row["source_language"], **common}
+            with tracker.run(f"{task_name} {cell.language} {cell.setup}", tags, stage_id) as run_id:
+                tracker.log_metrics(run_id, row)
+            _logger().info("%s %s %s: f1=%.3f", task_name, cell.language, cell.setup, row["f1"])
+
+        rows = evaluate_zero_shot(
+            base_model, {task_name: task_adapter.path}, adapters, test_sets, config.evaluation.setups,
+            config.evaluation.batch_size, config.evaluation.max_length, on_cell=on_cell,
+        )
+    return rows
+
+
+@task(name="build-report", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
+def build_report_task(config: PipelineConfig, base_model: str, target: TrackingTarget, parent_run_id: str) -> dict[str, str]:
+    """The comparison report from every evaluation tracked for this base model (so `add_language`
+    extends the earlier results instead of replacing them); logged on the parent run."""
+    from evaluation.report import write_report
+
+    tracker = Tracker(target)
+    rows = tracker.evaluation_rows(base_model)
+    if not rows:
+        return {}
+    files = write_report(rows, Path(config.output_dir) / "report", title=f"{config.name}: zero-shot transfer")
+    tracker.log_files(parent_run_id, [files.csv, files.json, files.heatmap, files.markdown], "report")
+    return {"csv": str(files.csv), "json": str(files.json), "heatmap": str(files.heatmap), "markdown": str(files.markdown)}

@@ -1,0 +1,219 @@
+"""MLflow bookkeeping for the pipeline, through an explicit client (no global active-run state).
+
+Prefect runs tasks in worker threads or Dask processes; MLflow's fluent `start_run` keeps its
+active run per thread, so every call here names its run id instead. Runs form a tree: one parent
+per pipeline run, a nested run per adapter trained and per evaluation cell, tagged so the UI can
+filter and compare: `madx.kind`, `madx.language`, `madx.task`, `madx.setup`, `madx.base_model`,
+`madx.config_hash`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from madx.errors import MadxError
+from madx.fileutil import sha256_of_directory
+
+KIND = "madx.kind"
+LANGUAGE = "madx.language"
+TASK = "madx.task"
+SETUP = "madx.setup"
+BASE_MODEL = "madx.base_model"
+CONFIG_HASH = "madx.config_hash"
+ADAPTER_SHA = "madx.adapter_sha256"
+ADAPTER_PATH = "madx.adapter_path"
+PARENT = "mlflow.parentRunId"
+ADAPTER_ARTIFACT = "adapter"
+
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact(uri: str) -> str:
+    """Drop user:password from a URI before it is logged or printed."""
+    return _CREDENTIALS.sub("***@", uri)
+
+
+def default_tracking_uri(output_dir: Path) -> str:
+    return f"sqlite:///{Path(output_dir).resolve() / 'mlflow.db'}"
+
+
+def resolve_tracking_uri(configured: str | None, output_dir: Path) -> str:
+    """MLFLOW_TRACKING_URI wins, then the config's tracking_uri, then SQLite under output_dir."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or configured or default_tracking_uri(output_dir)
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    """Where runs go: small and picklable, so it can travel to any task runner."""
+
+    uri: str
+    experiment: str
+    artifact_root: str | None = None  # for a new experiment in a local store: output_dir/mlartifacts
+
+
+class Tracker:
+    def __init__(self, target: TrackingTarget):
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        from mlflow.tracking import MlflowClient
+
+        self.target = target
+        self.client = MlflowClient(tracking_uri=target.uri)
+        experiment = self.client.get_experiment_by_name(target.experiment)
+        if experiment is None:
+            try:
+                self.experiment_id = self.client.create_experiment(target.experiment, artifact_location=target.artifact_root)
+            except Exception:  # another process created it first
+                experiment = self.client.get_experiment_by_name(target.experiment)
+                if experiment is None:
+                    raise
+                self.experiment_id = experiment.experiment_id
+        else:
+            self.experiment_id = experiment.experiment_id
+
+    # -- runs ----------------------------------------------------------------------------------
+    def start(self, name: str, tags: Mapping[str, str], parent_id: str | None = None) -> str:
+        all_tags = {k: str(v) for k, v in tags.items() if v is not None}
+        if parent_id:
+            all_tags[PARENT] = parent_id
+        return self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
+
+    def finish(self, run_id: str, error: BaseException | None = None) -> None:
+        if error is not None:
+            message = f"{type(error).__name__}: {error}" if isinstance(error, MadxError) else traceback.format_exc()
+            self.client.set_tag(run_id, "madx.error", redact(str(error))[:4000])
+            self.client.log_text(run_id, redact(message), "error.txt")
+            self.client.set_terminated(run_id, "FAILED")
+        else:
+            self.client.set_terminated(run_id, "FINISHED")
+
+    @contextlib.contextmanager
+    def run(self, name: str, tags: Mapping[str, str], parent_id: str | None = None) -> Iterator[str]:
+        """A run that ends FINISHED, or FAILED with the error recorded; never left RUNNING."""
+        run_id = self.start(name, tags, parent_id)
+        try:
+            yield run_id
+        except BaseException as error:
+            self.finish(run_id, error)
+            raise
+        self.finish(run_id)
+
+    # -- logging -------------------------------------------------------------------------------
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        flat = flatten(params)
+        items = [Param(k, redact(str(v))[:6000]) for k, v in flat.items()]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[start : start + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [
+            Metric(key, float(value), now, step or 0)
+            for key, value in metrics.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step"
+        ]
+        for start in range(0, len(items), 500):
+            self.client.log_batch(run_id, metrics=items[start : start + 500])
+
+    def log_adapter(self, run_id: str, folder: Path) -> str:
+        """Log an adapter folder as the run's `adapter` artifact; record its sha256 and local path."""
+        digest = sha256_of_directory(folder)
+        self.client.log_artifacts(run_id, str(folder), ADAPTER_ARTIFACT)
+        self.client.set_tag(run_id, ADAPTER_SHA, digest)
+        self.client.set_tag(run_id, ADAPTER_PATH, str(Path(folder).resolve()))
+        return digest
+
+    def log_files(self, run_id: str, files: list[Path], artifact_path: str | None = None) -> None:
+        for path in files:
+            self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(run_id, key, str(value))
+
+    # -- queries -------------------------------------------------------------------------------
+    def find_runs(self, filters: Mapping[str, str], finished_only: bool = True, max_results: int = 1000) -> list:
+        clauses = [f"tags.`{key}` = '{value}'" for key, value in filters.items()]
+        if finished_only:
+            clauses.append("attributes.status = 'FINISHED'")
+        return self.client.search_runs(
+            [self.experiment_id], " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=max_results
+        )
+
+    def latest_adapter(self, kind: str, base_model: str, language: str | None = None, task: str | None = None) -> TrackedAdapter | None:
+        """The most recent finished adapter run of this kind for a language (or task) on this base."""
+        filters = {KIND: kind, BASE_MODEL: base_model}
+        if language:
+            filters[LANGUAGE] = language
+        if task:
+            filters[TASK] = task
+        for run in self.find_runs(filters, max_results=20):
+            tags = run.data.tags
+            if ADAPTER_SHA in tags:
+                return TrackedAdapter(run.info.run_id, tags.get(ADAPTER_PATH, ""), tags[ADAPTER_SHA])
+        return None
+
+    def adapter_folder(self, adapter: TrackedAdapter, download_to: Path) -> Path:
+        """A local folder holding exactly the tracked adapter: the recorded path if its sha256 still
+        matches, else a fresh download of the artifact (checked too)."""
+        from madx.errors import AdapterLoadError
+
+        local = Path(adapter.path)
+        if local.is_dir() and sha256_of_directory(local) == adapter.sha256:
+            return local
+        target = Path(download_to)
+        target.mkdir(parents=True, exist_ok=True)
+        path = Path(self.client.download_artifacts(adapter.run_id, ADAPTER_ARTIFACT, str(target)))
+        if sha256_of_directory(path) != adapter.sha256:
+            raise AdapterLoadError(
+                f"adapter of run {adapter.run_id} at {path}: sha256 {sha256_of_directory(path)[:12]}... does not "
+                f"match the tracked {adapter.sha256[:12]}..."
+            )
+        return path
+
+    def evaluation_rows(self, base_model: str | None = None) -> list[dict[str, Any]]:
+        """The latest score of every (task, language, setup) evaluated in this experiment."""
+        filters = {KIND: "evaluation"}
+        if base_model:
+            filters[BASE_MODEL] = base_model
+        latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for run in self.find_runs(filters, max_results=5000):
+            tags = run.data.tags
+            key = (tags.get(TASK), tags.get(LANGUAGE), tags.get(SETUP))
+            if None in key or key in latest:
+                continue
+            latest[key] = {"task": key[0], "language": key[1], "setup": key[2],
+                           "source_language": tags.get("madx.source_language"), **run.data.metrics}
+        return list(latest.values())
+
+
+@dataclass(frozen=True)
+class TrackedAdapter:
+    run_id: str
+    path: str
+    sha256: str
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            flat[name] = json.dumps(value)
+        else:
+            flat[name] = value
+    return flat
