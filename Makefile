@@ -24,7 +24,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/madx presets
+	$(VENV)/bin/madx demo
 
 test: setup
 	$(PY) -m pytest

@@ -27,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SOURCE_LANGUAGE = "en"
 DEFAULT_SEED = 13
-DEFAULT_SIZES = {"train": 1500, "dev": 300, "test": 300}
+DEFAULT_SIZES = {"train": 1500, "dev": 300, "test": 300, "unlabeled": 2000}
 LABELS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG")
 
 # Slot kind -> entity type (None: an untagged filler).
@@ -175,6 +175,13 @@ def build(seed: int, sizes: dict[str, int], languages: list[str] | None = None) 
         sentences = generate(templates[lang], gazetteers[lang], sizes[split], rng)
         check_iob2(sentences, f"{lang}/{split}")
         files[f"{lang}/{split}.conll"] = to_conll(sentences)
+    # Unlabeled in-domain text per language (tags dropped), from its own random stream: what a
+    # language adapter may learn from, as real MAD-X adapters learn from the Wikipedia text that
+    # WikiANN is drawn from. It never contains the test sentences themselves.
+    for lang in [SOURCE_LANGUAGE, *(languages or targets)]:
+        rng = random.Random(f"madx-ner:{seed}:{lang}:unlabeled")
+        sentences = generate(templates[lang], gazetteers[lang], sizes["unlabeled"], rng)
+        files[f"{lang}/unlabeled.txt"] = "".join(" ".join(tok for tok, _ in s) + "\n" for s in sentences)
     return files
 
 
@@ -200,6 +207,9 @@ def summary(files: dict[str, str]) -> list[str]:
     train_names = set(entities(read_conll(files.get(f"{SOURCE_LANGUAGE}/train.conll", ""))))
     lines = []
     for path, text in files.items():
+        if not path.endswith(".conll"):
+            lines.append(f"{path:<16} {text.count(chr(10)):>5} sentences of unlabeled text")
+            continue
         sentences = read_conll(text)
         found = entities(sentences)
         counts = Counter(kind for kind, _ in found)
@@ -219,11 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-size", type=int, default=DEFAULT_SIZES["train"], help="English train sentences")
     parser.add_argument("--dev-size", type=int, default=DEFAULT_SIZES["dev"], help="English dev sentences")
     parser.add_argument("--test-size", type=int, default=DEFAULT_SIZES["test"], help="test sentences per language")
+    parser.add_argument("--unlabeled-size", type=int, default=DEFAULT_SIZES["unlabeled"], help="unlabeled sentences per language")
     parser.add_argument("--languages", nargs="+", metavar="LANG", help="test languages (default: all in ner_lexicon.py)")
     parser.add_argument("--quiet", action="store_true", help="print nothing")
     args = parser.parse_args(argv)  # fmt: skip
 
-    sizes = {"train": args.train_size, "dev": args.dev_size, "test": args.test_size}
+    sizes = {"train": args.train_size, "dev": args.dev_size, "test": args.test_size, "unlabeled": args.unlabeled_size}
     if min(sizes.values()) < 1:
         parser.error(f"sizes must be at least 1, got {sizes}")
     try:

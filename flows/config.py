@@ -53,7 +53,9 @@ def build_dataclass(cls, data: Any, where: str):
 class BuildBaseModel(_Strict):
     """Build a small base model from the configured languages' corpora (the offline demo)."""
 
-    corpora: dict[str, str | dict[str, Any]] = Field(description="language -> corpus pretrained on, all together.")
+    corpora: dict[str, str | dict[str, Any] | list[str | dict[str, Any]]] = Field(
+        description="language -> corpus pretrained on, all together."
+    )
     spec: dict[str, Any] = Field(default_factory=dict, description="BaseModelSpec fields.")
 
     @field_validator("spec")
@@ -79,7 +81,9 @@ class BaseModelConfig(_Strict):
 
 
 class LanguageConfig(_Strict):
-    corpus: str | dict[str, Any] = Field(description="Text file/folder, udhr:<code>, hf:<name>[:<config>], disk:<path>.")
+    corpus: str | dict[str, Any] | list[str | dict[str, Any]] = Field(
+        description="Text file/folder, udhr:<code>, hf:<name>[:<config>], disk:<path>, or a list of them."
+    )
     schedule: str | None = Field(None, description="Cron schedule for `madx serve` (e.g. '0 3 * * 0').")
     adapter: str | None = Field(None, description="Use this existing adapter folder instead of training one.")
 
@@ -261,6 +265,8 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
 
 
 def _resolve_corpus(corpus: Any, resolve) -> Any:
+    if isinstance(corpus, list):
+        return [_resolve_corpus(part, resolve) for part in corpus]
     if isinstance(corpus, str) and CorpusSource.parse(corpus).kind == "text":
         return resolve(corpus)
     if isinstance(corpus, str) and corpus.startswith("disk:"):
@@ -277,8 +283,9 @@ def _check_files_exist(config: PipelineConfig, where: str) -> None:
         corpora.update({f"base_model.build.corpora.{code}": CorpusSource.parse(corpus)
                         for code, corpus in config.base_model.build.corpora.items()})
     for key, source in corpora.items():
-        if source.kind in ("text", "disk") and not Path(source.location).exists():
-            missing.append(f"{key}: {source.location}")
+        for part in source.parts or (source,):
+            if part.kind in ("text", "disk") and not Path(part.location).exists():
+                missing.append(f"{key}: {part.location}")
     for code, language in config.languages.items():
         if language.adapter and not (Path(language.adapter) / "adapter_config.json").is_file():
             missing.append(f"languages.{code}.adapter: {language.adapter} (no adapter_config.json)")

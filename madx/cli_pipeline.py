@@ -22,6 +22,14 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Retrain even when an un
 DEFAULT_CONFIG = Path(os.environ.get("MADX_CONFIG", "configs/demo.yaml"))
 
 
+def with_progress(flow_call):
+    """Run a flow call under a live progress display (one bar per training stage)."""
+    from tasks.progress import show_progress
+
+    with show_progress(console):
+        return flow_call()
+
+
 def quiet_environment() -> None:
     """Offline-friendly defaults for Prefect and MLflow (an explicit environment variable wins)."""
     defaults = {
@@ -48,7 +56,7 @@ def run(config: ConfigArg, force: ForceOpt = False) -> None:
 
     loaded = load_pipeline_config(config)  # validate before Prefect starts
     started = time.perf_counter()
-    summary = run_flow(madx_pipeline, config, force=force)
+    summary = with_progress(lambda: run_flow(madx_pipeline, config, force=force))
     print_summary(loaded, summary, time.perf_counter() - started)
 
 
@@ -74,7 +82,7 @@ def add_language(
         tests[task_name] = path
     loaded = load_pipeline_config(config)
     started = time.perf_counter()
-    summary = run_flow(add_language_flow, config, code=code, corpus=corpus, test=tests, force=force)
+    summary = with_progress(lambda: run_flow(add_language_flow, config, code=code, corpus=corpus, test=tests, force=force))
     console.print(f"[bold]language adapter[/] {code}: {summary['adapter']}")
     for name in summary.get("untested_tasks", []):
         console.print(f"[yellow]no {code} test set for task {name!r}[/]: pass --test {name}=PATH to score it")
@@ -90,7 +98,7 @@ def train_language(
     quiet_environment()
     from flows.pipeline import run_flow, train_language_adapter
 
-    summary = run_flow(train_language_adapter, config, language=language, force=force)
+    summary = with_progress(lambda: run_flow(train_language_adapter, config, language=language, force=force))
     _print_adapter(summary, f"language adapter {language}")
 
 
@@ -103,7 +111,7 @@ def train_task(
     quiet_environment()
     from flows.pipeline import run_flow, train_task_adapter
 
-    summary = run_flow(train_task_adapter, config, task_name=task_name, force=force)
+    summary = with_progress(lambda: run_flow(train_task_adapter, config, task_name=task_name, force=force))
     _print_adapter(summary, f"task adapter {task_name}")
 
 
@@ -118,7 +126,7 @@ def evaluate(
 
     loaded = load_pipeline_config(config)
     started = time.perf_counter()
-    summary = run_flow(evaluate_zero_shot, config, languages=language or None)
+    summary = with_progress(lambda: run_flow(evaluate_zero_shot, config, languages=language or None))
     print_summary(loaded, summary, time.perf_counter() - started)
 
 

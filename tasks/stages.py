@@ -20,7 +20,7 @@ from flows.config import PipelineConfig
 from language_adapters.corpus import CorpusSource
 from madx.errors import MadxError
 from madx.fileutil import sha256_of_directory
-from tasks import tracking
+from tasks import progress, tracking
 from tasks.tracking import Tracker, TrackingTarget
 
 TRACKING_RETRIES = 2
@@ -91,6 +91,8 @@ def base_model_identity(base_model: str) -> str:
 
 
 def corpus_fingerprint(source: CorpusSource) -> str:
+    if source.kind == "mix":
+        return _hash([corpus_fingerprint(part) for part in source.parts])
     if source.kind == "text":
         return _file_digest(Path(source.location))
     if source.kind == "disk":
@@ -121,6 +123,7 @@ def _event_logger(tracker: Tracker, run_id: str, label: str, total: int | None):
     def on_event(kind: str, step: int, metrics: dict[str, float]) -> None:
         tracker.log_metrics(run_id, metrics, step=step)
         shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k in ("train_loss", "mlm_loss", "dev_f1", "perplexity"))
+        progress.report(label, step, total, shown)
         logger.info("%s: %s %s%s %s", label, kind, step, f"/{total}" if total else "", shown)
 
     return on_event
