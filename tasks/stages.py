@@ -143,7 +143,8 @@ def build_base_model_task(config: PipelineConfig, target: TrackingTarget, parent
         spec = build.base_model_spec()
         result = build_base_model(corpora, out, spec, on_event=_event_logger(tracker, run_id, "base model", spec.steps),
                                   cache_dir=Path(config.output_dir) / "cache")
-        tracker.log_metrics(run_id, {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))})
+        final = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+        tracker.log_metrics(run_id, final, step=spec.steps)  # the curves' last step, not 0
         tracker.set_tags(run_id, {"madx.cached": result.cached, tracking.BASE_MODEL: str(out)})
     _logger().info("base model %s %s", "reused from" if result.cached else "built in", out)
     return str(out)
@@ -178,7 +179,7 @@ def train_language_adapter_task(
             cache_dir=Path(config.output_dir) / "cache",
             metadata={"cache_key": key},
         )
-        tracker.log_metrics(run_id, result.metrics)
+        tracker.log_metrics(run_id, result.metrics, step=training.steps)  # the curves' last step, not 0
         tracker.log_adapter(run_id, folder)
     return _record(language, folder, run_id, reused=False)
 
@@ -213,7 +214,7 @@ def train_task_adapter_task(
             on_event=_event_logger(tracker, run_id, f"task adapter {task_name}", training.epochs),
             metadata={"cache_key": key},
         )
-        tracker.log_metrics(run_id, result.metrics)
+        tracker.log_metrics(run_id, result.metrics, step=training.epochs)  # the curves' last epoch, not 0
         tracker.log_adapter(run_id, folder)
     return _record(task_name, folder, run_id, reused=False)
 
