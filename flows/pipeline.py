@@ -121,9 +121,10 @@ def _evaluate(config: PipelineConfig, tasks: dict[str, Any], languages: dict[str
 def madx_pipeline(config_path: str, force: bool = False) -> dict[str, Any]:
     """Run the whole pipeline described by the YAML at `config_path`."""
     config = load_pipeline_config(config_path)
-    _share_cores(config.runner.max_workers)
     with _Run(config, f"pipeline {config.name}", "pipeline") as run:
+        _share_cores(1)  # the base model builds alone: all cores
         base = _base_model(config, run)
+        _share_cores(config.runner.max_workers)
         languages = _submit_language_adapters(config, sorted(config.languages), base, run, force)
         # A task adapter needs only the source language's adapter: it starts while others still train.
         tasks = {
@@ -202,7 +203,6 @@ def add_language(config_path: str, code: str, corpus: str | None = None, test: d
     else:
         config = config.with_language(code, corpus)
     config = _with_test_sets(config, code, test or {})
-    _share_cores(config.runner.max_workers)
     with _Run(config, f"add language {code}", "add_language", {tracking.LANGUAGE: code}) as run:
         base = _base_model(config, run)
         new = train_language_adapter_task(config, code, base, run.target, run.run_id, force)

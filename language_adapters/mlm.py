@@ -44,7 +44,7 @@ def chunk_corpus(
     stream: list[int] = []
     sep = tokenizer.sep_token_id
     for batch in texts.iter(batch_size=1000):
-        for ids in tokenizer(batch["text"], add_special_tokens=False)["input_ids"]:
+        for ids in tokenizer(batch["text"], add_special_tokens=False, verbose=False)["input_ids"]:
             stream.extend(ids)
             stream.append(sep)
     chunks = [
