@@ -1,0 +1,310 @@
+"""What every benchmark script shares: the thread count, model shapes built offline, timing, JSON output.
+
+Models are random-init (throughput and swap cost do not depend on the weights' values) and are
+built once into `.cache/bench/<shape>/` (git-ignored): an ordinary transformers folder with an
+XLM-R config, MLM weights and a SentencePiece tokenizer trained on the bundled UDHR text. The
+tokenizer has about 1,000 pieces; the config's vocabulary is the shape's (250,002 for xlmr-base),
+so the embedding and MLM-head cost is the real model's while every id the tokenizer makes is valid.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Offline before transformers is imported: a benchmark must never wait on a network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+import argparse
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from transformers import AutoModelForMaskedLM, AutoTokenizer, XLMRobertaConfig
+
+from madx.fileutil import atomic_directory, atomic_write_text
+from madx.tokenizer import train_sentencepiece_tokenizer
+
+ROOT = Path(__file__).resolve().parent.parent
+UDHR_DIR = ROOT / "data" / "udhr"
+CACHE_DIR = ROOT / ".cache" / "bench"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SHAPE_FILE = "bench_shape.json"
+TOKENIZER_PIECES = 990  # SentencePiece pieces; with XLM-R's added tokens the tokenizer stays <= 1000
+
+transformers.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
+
+
+# -- model shapes --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelShape:
+    """The sizes of an XLM-R encoder; the weights are random."""
+
+    name: str
+    hidden: int
+    layers: int
+    heads: int
+    ffn: int
+    vocab: int
+    max_positions: int = 514  # XLM-R counts positions from pad_id + 1: 512 tokens need 514
+
+    def config(self, tokenizer) -> XLMRobertaConfig:
+        return XLMRobertaConfig(
+            vocab_size=self.vocab,
+            hidden_size=self.hidden,
+            num_hidden_layers=self.layers,
+            num_attention_heads=self.heads,
+            intermediate_size=self.ffn,
+            max_position_embeddings=self.max_positions,
+            type_vocab_size=1,
+            layer_norm_eps=1e-5,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.cls_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+        )
+
+
+SHAPES: dict[str, ModelShape] = {
+    "tiny": ModelShape("tiny", hidden=64, layers=2, heads=2, ffn=256, vocab=1000),
+    "xlmr-base": ModelShape("xlmr-base", hidden=768, layers=12, heads=12, ffn=3072, vocab=250_002),
+}
+
+
+def udhr_lines() -> list[str]:
+    """Every non-empty line of the bundled UDHR text, all languages, in file-name order."""
+    files = sorted(UDHR_DIR.glob("*.txt"))
+    if not files:
+        raise FileNotFoundError(f"no bundled UDHR text under {UDHR_DIR}")
+    return [line.strip() for path in files for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_udhr_corpus(path: Path) -> Path:
+    """All bundled languages in one text file: one language alone fills too few batches."""
+    path.write_text("\n".join(udhr_lines()) + "\n", encoding="utf-8")
+    return path
+
+
+def _tokenizer_dir() -> Path:
+    folder = CACHE_DIR / "tokenizer"
+    if not (folder / "tokenizer.json").is_file():
+        train_sentencepiece_tokenizer(udhr_lines(), folder, vocab_size=TOKENIZER_PIECES)
+    return folder
+
+
+def ensure_base_model(shape: ModelShape | str) -> Path:
+    """The cached folder of `shape` (config, random MLM weights, tokenizer); built on first use."""
+    shape = SHAPES[shape] if isinstance(shape, str) else shape
+    folder = CACHE_DIR / shape.name
+    tokenizer_dir = _tokenizer_dir()
+    record = {"shape": dataclasses.asdict(shape), "tokenizer_sha256": _file_sha256(tokenizer_dir / "tokenizer.json")}
+    try:
+        if json.loads((folder / SHAPE_FILE).read_text(encoding="utf-8")) == record:
+            return folder
+    except (FileNotFoundError, json.JSONDecodeError):
+        pass
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    if len(tokenizer) > shape.vocab:
+        raise ValueError(f"tokenizer has {len(tokenizer)} entries, more than the {shape.name} vocabulary {shape.vocab}")
+    print(f"[bench] building random-init {shape.name} model in {folder} (once; reused afterwards)", flush=True)
+    started = time.perf_counter()
+    with atomic_directory(folder) as staging:
+        torch.manual_seed(0)
+        AutoModelForMaskedLM.from_config(shape.config(tokenizer)).save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / SHAPE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"[bench] built {shape.name} in {time.perf_counter() - started:.1f} s", flush=True)
+    return folder
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- threads and command line --------------------------------------------------------------------
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    p.add_argument(
+        "--quiet-wait", type=float, default=30, metavar="SECONDS",
+        help="before each measurement wait up to this long for other processes to leave the CPUs (0: never wait)",
+    )  # fmt: skip
+    return p
+
+
+def set_threads(threads: int) -> int:
+    """Fix torch's intra-op thread count (results are only comparable at the same count); report it."""
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    actual = torch.get_num_threads()
+    print(f"[bench] torch threads: {actual} intra-op, {torch.get_num_interop_threads()} inter-op; "
+          f"load average {_loadavg()}", flush=True)  # fmt: skip
+    return actual
+
+
+# -- timing --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call: median (the number to quote), min, max, and every measured run."""
+
+    median: float
+    min: float
+    max: float
+    runs: list[float]
+    warmup: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def time_calls(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> Timing:
+    """Run `fn` `warmup` times untimed (allocator, thread pool, caches), then `repeats` times timed."""
+    for _ in range(warmup):
+        fn()
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - started)
+    return summarize(runs, warmup)
+
+
+def summarize(runs: list[float], warmup: int = 0) -> Timing:
+    return Timing(statistics.median(runs), min(runs), max(runs), list(runs), warmup)
+
+
+# -- how busy the machine was -------------------------------------------------------------------
+class CpuMeter:
+    """Measures, over a `with` block, the CPU time this process used and what the rest of the
+    machine used at the same time (from /proc/stat). Other work on a 2-core machine slows a
+    2-thread torch run a lot, so every number is printed with the other processes' load beside it.
+
+    `other_busy_cores`: CPU-seconds used by other processes per wall second (0 = we had the machine).
+    """
+
+    def __enter__(self) -> CpuMeter:
+        self.wall0, self.own0, self.busy0 = time.perf_counter(), _own_cpu_seconds(), _machine_busy_seconds()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall0
+        self.own = _own_cpu_seconds() - self.own0
+        busy = _machine_busy_seconds()
+        self.other = None if busy is None or self.busy0 is None else max(0.0, busy - self.busy0 - self.own)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "wall_seconds": round(self.wall, 3),
+            "own_cpu_seconds": round(self.own, 3),
+            "other_busy_cores": None if self.other is None else round(self.other / max(self.wall, 1e-9), 2),
+        }
+
+    def describe(self) -> str:
+        d = self.to_dict()
+        other = "unknown" if d["other_busy_cores"] is None else f"{d['other_busy_cores']:.2f}"
+        return f"other processes used {other} cores meanwhile"
+
+
+def wait_for_quiet(max_wait: float, threshold: float = 0.3, sample: float = 1.0) -> float | None:
+    """Wait (at most `max_wait` s) until other processes use under `threshold` cores over a
+    `sample`-second window; return the last window's other-process load (None: unknown)."""
+    deadline = time.perf_counter() + max_wait
+    announced = False
+    while True:
+        with CpuMeter() as meter:
+            time.sleep(sample)
+        other = meter.to_dict()["other_busy_cores"]
+        if other is None or other < threshold or time.perf_counter() >= deadline:
+            if announced:
+                print(f"[bench] other processes now use {other} cores; going on", flush=True)
+            return other
+        if not announced:
+            print(f"[bench] other processes use {other} cores; waiting up to {max_wait:.0f} s for a quieter machine",
+                  flush=True)  # fmt: skip
+            announced = True
+
+
+def _own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _machine_busy_seconds() -> float | None:
+    """Busy CPU time of the whole machine (all cores) since boot, from /proc/stat's first line."""
+    try:
+        fields = Path("/proc/stat").read_text(encoding="ascii").splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+# -- results -------------------------------------------------------------------------------------
+def machine_info() -> dict[str, Any]:
+    return {
+        "cpu_model": _cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_1_5_15": _loadavg(),
+        "git_commit": _git_commit(),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_results(name: str, results: dict[str, Any]) -> Path:
+    """Write `bench/results/<name>.json`: the results plus the machine they were measured on."""
+    path = RESULTS_DIR / f"{name}.json"
+    payload = {"benchmark": name, "machine": machine_info(), "results": results}
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    print(f"[bench] wrote {path.relative_to(ROOT)}", flush=True)
+    return path
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def fmt_rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
