@@ -1,0 +1,85 @@
+"""The fast demo end to end, as a user runs it: `madx run`, then `madx add-language`, then `madx results`.
+
+The demo's own config (configs/demo-fast.yaml) is copied with its output folder moved into a
+temporary directory, so the test never writes into the checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+MADX = Path(sys.executable).with_name("madx")
+
+
+def _absolute(value, base: Path):
+    if isinstance(value, str) and value.startswith("../"):
+        return str((base / value).resolve())
+    if isinstance(value, list):
+        return [_absolute(v, base) for v in value]
+    if isinstance(value, dict):
+        return {k: _absolute(v, base) for k, v in value.items()}
+    return value
+
+
+@pytest.fixture(scope="module")
+def fast_config(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    raw = yaml.safe_load((REPO / "configs" / "demo-fast.yaml").read_text())
+    raw = _absolute(raw, REPO / "configs")
+    raw["output_dir"] = str(folder / "out")
+    path = folder / "demo-fast.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def madx(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "120"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run([str(MADX), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def demo_run(fast_config):
+    result = madx("run", str(fast_config))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def test_fast_demo_runs_end_to_end(demo_run, fast_config):
+    out = Path(yaml.safe_load(fast_config.read_text())["output_dir"])
+    text = demo_run.stdout
+    assert "zero-shot F1" in text and "madx − no-la" in text and "done in" in text
+    assert "madx ui" in text and str(out / "report" / "report.md") in text.replace("\n", "")
+    rows = json.loads((out / "report" / "results.json").read_text())
+    assert {(r["language"], r["setup"]) for r in rows} == {
+        (lang, setup) for lang in ("sw", "yo") for setup in ("madx", "en-la", "no-la")
+    }
+    for kind, names in (("language", ["en", "sw", "yo"]), ("task", ["ner"])):
+        for name in names:
+            assert (out / "adapters" / kind / name / "adapter.safetensors").is_file()
+    assert (out / "base_model" / "model.safetensors").is_file() and (out / "mlflow.db").is_file()
+
+
+def test_add_language_in_one_command_appears_in_the_comparison(demo_run, fast_config):
+    out = Path(yaml.safe_load(fast_config.read_text())["output_dir"])
+    result = madx("add-language", "es", "--corpus", str(REPO / "data" / "udhr" / "es.txt"), "--config", str(fast_config))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (out / "adapters" / "language" / "es" / "adapter.safetensors").is_file()
+    rows = json.loads((out / "report" / "results.json").read_text())
+    assert {r["language"] for r in rows} == {"es", "sw", "yo"}  # the earlier results are kept
+    table = madx("results", str(fast_config))
+    assert table.returncode == 0 and "es" in table.stdout and "sw" in table.stdout
+
+
+def test_rerun_reuses_unchanged_adapters(demo_run, fast_config):
+    result = madx("train-language", "sw", "--config", str(fast_config))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "reused (unchanged)" in result.stdout
