@@ -73,8 +73,9 @@ class _Run:
         self.run_id = self.tracker.start(name, tags)
         self.tracker.log_params(self.run_id, {"config_file": str(config.source_file or ""),
                                               "tracking_uri": redact(self.target.uri)})
-        if config.source_file:
-            self.tracker.log_files(self.run_id, [Path(config.source_file)], "config")
+        if config.source_file:  # the YAML as written, less any password in a URI (tracking_uri ...)
+            source = Path(config.source_file)
+            self.tracker.client.log_text(self.run_id, redact(source.read_text(encoding="utf-8")), f"config/{source.name}")
 
     def __enter__(self) -> _Run:
         return self
