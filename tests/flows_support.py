@@ -1,0 +1,118 @@
+"""Helpers for the orchestration tests: a tiny pipeline YAML written by the test, and MLflow queries.
+
+Nothing here starts Prefect: the test module owns the one `prefect_test_harness` of the session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Different text per language, so each corpus (and so each cache key) differs.
+CORPUS_LINES = {
+    "en": [
+        "The quick brown fox jumps over the lazy dog near the river bank.",
+        "Maria Schmidt works for the United Nations in Geneva.",
+        "John Smith visited Nairobi and Lagos with the World Health Organization.",
+        "All human beings are born free and equal in dignity and rights.",
+    ],
+    "sw": [
+        "Kila mtu ana haki ya kuishi, uhuru na usalama wa nafsi yake.",
+        "Watu wote wamezaliwa huru, hadhi na haki zao ni sawa.",
+        "Amina Juma anafanya kazi Nairobi na Lagos.",
+        "Kila mtu ana haki ya kupumzika na kupata starehe.",
+    ],
+    "de": [
+        "Alle Menschen sind frei und gleich an Würde und Rechten geboren.",
+        "Maria Schmidt arbeitet für die Vereinten Nationen in Genf.",
+        "Jeder hat das Recht auf Leben, Freiheit und Sicherheit der Person.",
+        "Niemand darf willkürlich festgenommen werden.",
+    ],
+    "yo": [
+        "Gbogbo ènìyàn ni a bí ní òmìnira; iyì àti ẹ̀tọ́ kọ̀ọ̀kan sì dọ́gba.",
+        "Kofi ń gbé ní Lagos pẹ̀lú ẹbí rẹ̀.",
+        "Ẹnikẹ́ni ní ẹ̀tọ́ láti wà láàyè àti òmìnira.",
+        "A kò gbọdọ̀ fi ẹnikẹ́ni ṣe ẹrú.",
+    ],
+}
+
+LANGUAGE_TRAINING = {
+    "steps": 6, "batch_size": 4, "max_length": 32, "learning_rate": 1e-2, "warmup_steps": 0,
+    "eval_every": 3, "log_every": 2, "checkpoint_every": 0, "held_out_fraction": 0.1, "device": "cpu",
+}
+TASK_TRAINING = {"epochs": 2, "batch_size": 8, "learning_rate": 3e-2, "warmup_ratio": 0.0, "max_length": 48,
+                 "device": "cpu"}
+
+
+def write_corpus(path: Path, language: str, repeat: int = 12) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{line} {i}" for i in range(repeat) for line in CORPUS_LINES[language]]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def pipeline_dict(base_dir: Path, ner_dir: Path, languages: dict[str, str], tests: dict[str, str] | None = None,
+                  **overrides: Any) -> dict[str, Any]:
+    """A pipeline config as a mapping: `languages` maps code -> corpus path (relative to the YAML
+    or absolute); `tests` maps language -> CoNLL test path (default: the toy test set for every
+    language but the source)."""
+    tests = tests if tests is not None else {
+        code: str(ner_dir / "test.conll") for code in languages if code != "en"}
+    data: dict[str, Any] = {
+        "name": "flows-test",
+        "output_dir": "out",
+        "base_model": {"name_or_path": str(base_dir)},
+        "source_language": "en",
+        "languages": {code: {"corpus": corpus} for code, corpus in languages.items()},
+        "tasks": {"ner": {
+            "train": {"format": "conll", "path": str(ner_dir / "train.conll")},
+            "dev": {"format": "conll", "path": str(ner_dir / "dev.conll")},
+            "test": {code: {"format": "conll", "path": path} for code, path in tests.items()},
+        }},
+        "language_adapter": dict(LANGUAGE_TRAINING),
+        "task_adapter": dict(TASK_TRAINING),
+        "evaluation": {"setups": ["madx", "en-la", "no-la"], "batch_size": 32, "max_length": 48},
+        "runner": {"kind": "threads", "max_workers": 2},
+    }
+    data.update(overrides)
+    return data
+
+
+def write_pipeline(folder: Path, base_dir: Path, ner_dir: Path, codes=("en", "sw"), tests=None,
+                   edit=None, **overrides: Any) -> Path:
+    """Write corpora for `codes` under folder/corpora and a pipeline YAML at folder/pipeline.yaml
+    (corpus paths relative to it). `edit(data)` may change the mapping before it is written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for code in codes:
+        write_corpus(folder / "corpora" / f"{code}.txt", code)
+    data = pipeline_dict(base_dir, ner_dir, {code: f"corpora/{code}.txt" for code in codes}, tests, **overrides)
+    if edit:
+        edit(data)
+    path = folder / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def tracker_for(config_path: Path) -> Any:
+    """The tasks.tracking.Tracker of the config's tracking store (`.client` is its MlflowClient)."""
+    from flows.config import load_pipeline_config
+    from flows.pipeline import tracking_target
+    from tasks.tracking import Tracker
+
+    return Tracker(tracking_target(load_pipeline_config(config_path)))
+
+
+def all_runs(config_path: Path) -> list:
+    tracker = tracker_for(config_path)
+    return tracker.client.search_runs([tracker.experiment_id], max_results=5000)
+
+
+def runs_where(runs: list, **tags: str) -> list:
+    """Runs whose madx tags match, e.g. runs_where(runs, kind="language_adapter", language="sw")."""
+    return [run for run in runs if all(run.data.tags.get(f"madx.{key}") == value for key, value in tags.items())]
+
+
+def children(runs: list, parent_id: str) -> list:
+    return [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent_id]
