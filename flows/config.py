@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,10 +45,23 @@ def build_dataclass(cls, data: Any, where: str):
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        expected = hints.get(key)
+        if expected in (int, float, bool, str) and not _is_instance(value, expected):
+            raise ConfigError(f"{where}.{key}: expected {expected.__name__}, got {value!r}")
     try:
         return cls(**data)
     except TypeError as error:
         raise ConfigError(f"{where}: {error}") from None
+
+
+def _is_instance(value: Any, expected: type) -> bool:
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
 
 
 class BuildBaseModel(_Strict):

@@ -12,6 +12,7 @@ schedule) and returns a small summary.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +60,16 @@ def _share_cores(workers: int) -> None:
     # Parallel trainings in one process share torch's thread pool: split the cores between them
     # instead of letting each spawn a full pool (oversubscription made steps 10x slower here).
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+@contextlib.contextmanager
+def _restoring_threads():
+    """Leave torch's (process-wide) thread count as the caller had it, e.g. in a notebook."""
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class _Run:
@@ -122,7 +133,7 @@ def _evaluate(config: PipelineConfig, tasks: dict[str, Any], languages: dict[str
 def madx_pipeline(config_path: str, force: bool = False) -> dict[str, Any]:
     """Run the whole pipeline described by the YAML at `config_path`."""
     config = load_pipeline_config(config_path)
-    with _Run(config, f"pipeline {config.name}", "pipeline") as run:
+    with _restoring_threads(), _Run(config, f"pipeline {config.name}", "pipeline") as run:
         _share_cores(1)  # the base model builds alone: all cores
         base = _base_model(config, run)
         _share_cores(config.runner.max_workers)
@@ -171,8 +182,8 @@ def train_task_adapter(config_path: str, task_name: str, force: bool = False) ->
 def evaluate_zero_shot(config_path: str, languages: list[str] | None = None) -> dict[str, Any]:
     """The zero-shot matrix for the configured tasks and languages (adapters reused when unchanged)."""
     config = load_pipeline_config(config_path)
-    _share_cores(config.runner.max_workers)
-    with _Run(config, f"evaluate {config.name}", "evaluation_flow") as run:
+    with _restoring_threads(), _Run(config, f"evaluate {config.name}", "evaluation_flow") as run:
+        _share_cores(config.runner.max_workers)
         base = _base_model(config, run)
         wanted = sorted(set(languages or config.languages) | {config.source_language})
         unknown = sorted(set(wanted) - set(config.languages))

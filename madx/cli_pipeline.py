@@ -6,6 +6,7 @@ and MLflow) are imported only when a command runs, so `madx --help` stays fast.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -46,6 +47,27 @@ def quiet_environment() -> None:
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+    _no_tracebacks_for_user_errors()
+
+
+class _UserErrorFilter(logging.Filter):
+    """Prefect logs a failing flow or task with its traceback. For a user error (bad data, bad
+    config) the traceback is noise: the CLI prints the one-line reason; keep the log line only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from madx.errors import MadxError
+
+        if record.exc_info and isinstance(record.exc_info[1], MadxError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _no_tracebacks_for_user_errors() -> None:
+    # The loggers Prefect's engines log run failures on (records are filtered where they are made).
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _UserErrorFilter) for f in logger.filters):
+            logger.addFilter(_UserErrorFilter())
 
 
 def run(config: ConfigArg, force: ForceOpt = False) -> None:
@@ -96,8 +118,13 @@ def train_language(
 ) -> None:
     """Train one configured language's adapter (reused when nothing changed)."""
     quiet_environment()
+    from flows.config import load_pipeline_config
     from flows.pipeline import run_flow, train_language_adapter
+    from madx.errors import ConfigError
 
+    loaded = load_pipeline_config(config)
+    if language not in loaded.languages:  # say so before Prefect starts
+        raise ConfigError(f"language {language!r} is not in {config} (languages: {sorted(loaded.languages)})")
     summary = with_progress(lambda: run_flow(train_language_adapter, config, language=language, force=force))
     _print_adapter(summary, f"language adapter {language}")
 
@@ -109,8 +136,13 @@ def train_task(
 ) -> None:
     """Train one task adapter on the source language (its language adapter first, if needed)."""
     quiet_environment()
+    from flows.config import load_pipeline_config
     from flows.pipeline import run_flow, train_task_adapter
+    from madx.errors import ConfigError
 
+    loaded = load_pipeline_config(config)
+    if task_name not in loaded.tasks:
+        raise ConfigError(f"task {task_name!r} is not in {config} (tasks: {sorted(loaded.tasks)})")
     summary = with_progress(lambda: run_flow(train_task_adapter, config, task_name=task_name, force=force))
     _print_adapter(summary, f"task adapter {task_name}")
 
@@ -195,7 +227,7 @@ def print_table(rows: list[dict]) -> None:
 
 def print_summary(config, summary: dict, seconds: float) -> None:
     from flows.pipeline import base_model_name, tracking_target
-    from tasks.tracking import Tracker
+    from tasks.tracking import Tracker, redact
 
     rows = Tracker(tracking_target(config)).evaluation_rows(base_model_name(config)) if summary.get("rows") else []
     if rows:
@@ -204,7 +236,7 @@ def print_summary(config, summary: dict, seconds: float) -> None:
     console.print(f"\n[bold green]done[/] in {seconds:.0f} s")
     if report:
         console.print(f"report:   {report['markdown']}\nheatmap:  {report['heatmap']}\ntable:    {report['csv']}")
-    uri = summary.get("tracking_uri") or tracking_target(config).uri
+    uri = summary.get("tracking_uri") or redact(tracking_target(config).uri)
     console.print(f"MLflow:   madx ui {config.source_file or ''}   (tracking store {uri})")
 
 

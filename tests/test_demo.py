@@ -83,3 +83,18 @@ def test_rerun_reuses_unchanged_adapters(demo_run, fast_config):
     result = madx("train-language", "sw", "--config", str(fast_config))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "reused (unchanged)" in result.stdout
+
+
+def test_a_user_error_inside_a_flow_is_one_line(demo_run, fast_config, tmp_path):
+    """A corpus in the wrong encoding fails inside the flow: exit 1, the file and line, no traceback."""
+    raw = yaml.safe_load(fast_config.read_text())
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("Habari\ncaf\xe9 na chai\n".encode("latin-1"))
+    raw["languages"]["sw"]["corpus"] = str(bad)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    result = madx("train-language", "sw", "--config", str(path))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {bad}:2: not UTF-8 (byte 3 of the line is 0xe9); re-encode the corpus as UTF-8"]
