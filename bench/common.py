@@ -182,6 +182,21 @@ def time_calls(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> Timing:
     return summarize(runs, warmup)
 
 
+def time_interleaved(calls: dict[str, tuple[Callable[[], Any], int]]) -> tuple[dict[str, Timing], dict[str, Any]]:
+    """Time several calls in rounds (A, B, C, A, B, C, ...): load from other processes that comes and
+    goes then hits every variant alike, so their ratio stays meaningful on a shared machine.
+    `calls` maps a name to (function, repeats); returns each name's Timing and its last result."""
+    runs: dict[str, list[float]] = {name: [] for name in calls}
+    last: dict[str, Any] = {}
+    for round_ in range(max(repeats for _, repeats in calls.values())):
+        for name, (fn, repeats) in calls.items():
+            if round_ < repeats:
+                started = time.perf_counter()
+                last[name] = fn()
+                runs[name].append(time.perf_counter() - started)
+    return {name: summarize(times) for name, times in runs.items()}, last
+
+
 def summarize(runs: list[float], warmup: int = 0) -> Timing:
     return Timing(statistics.median(runs), min(runs), max(runs), list(runs), warmup)
 

@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "preset_parameter_counts": presets,
         "la_training_parameters": la_training,
     }
-    write_results("swap", results)
+    write_results("swap" if threads == 2 else f"swap-threads{threads}", results)
     return results
 
 

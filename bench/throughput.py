@@ -33,7 +33,7 @@ from bench.common import (
     parser,
     set_threads,
     summarize,
-    time_calls,
+    time_interleaved,
     wait_for_quiet,
     write_results,
     write_udhr_corpus,
@@ -57,16 +57,15 @@ class Plan:
     seq_len: int = 128
     eval_batch: int = 64
     eval_max_length: int = 128
-    eval_repeats: int = 3
-    padded_repeats: int = 3
+    eval_repeats: int = 3  # full passes of each of dynamic and padded, interleaved
     e2e_repeats: int = 1  # 0: skip (encoding and seqeval cost the same on every shape)
 
 
 # xlmr-base on 2 CPU cores: one training step of 8 x 128 tokens takes ~20-40 s (the 250,002-way MLM
 # head costs about twice the encoder), one pass over the test set ~35-70 s; hence single runs.
 PLANS = {
-    "tiny": Plan(train_steps=50, train_batch=16, eval_repeats=5, padded_repeats=5, e2e_repeats=3),
-    "xlmr-base": Plan(train_steps=5, train_batch=8, eval_repeats=1, padded_repeats=1, e2e_repeats=0),
+    "tiny": Plan(train_steps=50, train_batch=16, eval_repeats=7, e2e_repeats=3),
+    "xlmr-base": Plan(train_steps=5, train_batch=8, eval_repeats=1, e2e_repeats=0),
 }
 
 
@@ -156,32 +155,30 @@ def bench_evaluation(base: Path, plan: Plan, quiet_wait: float) -> dict[str, Any
     pad = tokenizer.pad_token_id
     warm = encoded.select(range(min(8, rows)))  # a small batch primes threads and allocator
 
-    def measure(fn, repeats: int) -> tuple[Any, CpuMeter]:
-        wait_for_quiet(quiet_wait)
-        predict_label_ids(model, warm, pad, plan.eval_batch)  # warm-up: a small batch, not a whole pass
-        with CpuMeter() as meter:
-            timing = time_calls(fn, repeats, warmup=0)
-        return timing, meter
-
-    dynamic, dynamic_cpu = measure(lambda: predict_label_ids(model, encoded, pad, plan.eval_batch), plan.eval_repeats)
-    padded, padded_cpu = measure(
-        lambda: predict_padded_to_max(model, encoded, pad, plan.eval_batch, plan.eval_max_length), plan.padded_repeats
-    )
-    end_to_end = None
+    calls = {
+        "dynamic": (lambda: predict_label_ids(model, encoded, pad, plan.eval_batch), plan.eval_repeats),
+        "padded": (
+            lambda: predict_padded_to_max(model, encoded, pad, plan.eval_batch, plan.eval_max_length),
+            plan.eval_repeats,
+        ),
+    }
     if plan.e2e_repeats:
-        end_to_end = measure(
+        calls["end_to_end"] = (
             lambda: evaluate_tagging(model, corpus, tokenizer, label_set, plan.eval_max_length, plan.eval_batch),
             plan.e2e_repeats,
         )
+    wait_for_quiet(quiet_wait)
+    predict_label_ids(model, warm, pad, plan.eval_batch)  # warm-up: a small batch, not a whole pass
+    with CpuMeter() as meter:
+        timings, last = time_interleaved(calls)
+    dynamic, padded, end_to_end = timings["dynamic"], timings["padded"], timings.get("end_to_end")
     # Same answers either way (up to float noise): the speed-up is not bought with different results.
-    a = predict_label_ids(model, encoded, pad, plan.eval_batch)
-    b = predict_padded_to_max(model, encoded, pad, plan.eval_batch, plan.eval_max_length)
+    a, b = last["dynamic"], last["padded"]
     agree = sum(x == y for ra, rb in zip(a, b) for x, y in zip(ra, rb)) / real_tokens
 
-    def rates(timing, meter: CpuMeter) -> dict[str, Any]:
+    def rates(timing) -> dict[str, Any]:
         return {
             "seconds": timing.to_dict(),
-            "cpu": meter.to_dict(),
             "tokens_per_second": real_tokens / timing.median,
             "sentences_per_second": sentences / timing.median,
         }
@@ -198,10 +195,11 @@ def bench_evaluation(base: Path, plan: Plan, quiet_wait: float) -> dict[str, Any
         "positions_computed_dynamic": sum(len(b) * max(b) for b in dynamic_batches),
         "positions_computed_padded": rows * plan.eval_max_length,
         "setup": "Stack(de LA madx_language, ner TA madx_task) + token head, random weights",
-        "dynamic": rates(dynamic, dynamic_cpu),
-        "padded_to_max_length": rates(padded, padded_cpu),
+        "cpu": meter.to_dict(),
+        "dynamic": rates(dynamic),
+        "padded_to_max_length": rates(padded),
         "speedup_dynamic_over_padded": padded.median / dynamic.median,
-        "evaluate_tagging_end_to_end": rates(*end_to_end) if end_to_end else None,
+        "evaluate_tagging_end_to_end": rates(end_to_end) if end_to_end else None,
         "prediction_agreement": agree,
     }
 
@@ -237,14 +235,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if r is None:
                 continue
             print(f"   {label:30s} {fmt_rate(r['tokens_per_second']):>9s} tokens/s  "
-                  f"{fmt_rate(r['sentences_per_second']):>8s} sentences/s  (median {r['seconds']['median']:.3f} s; "
-                  f"others used {r['cpu']['other_busy_cores']} cores)")  # fmt: skip
+                  f"{fmt_rate(r['sentences_per_second']):>8s} sentences/s  (median {r['seconds']['median']:.3f} s "
+                  f"of {len(r['seconds']['runs'])})")  # fmt: skip
         print(f"   speed-up dynamic / padded: {ev['speedup_dynamic_over_padded']:.2f}x "
               f"({ev['rows']} rows, mean {ev['mean_row_length']:.1f} tokens; positions "
               f"{ev['positions_computed_dynamic']:,} vs {ev['positions_computed_padded']:,}); "
-              f"prediction agreement {100 * ev['prediction_agreement']:.2f} %", flush=True)  # fmt: skip
+              f"prediction agreement {100 * ev['prediction_agreement']:.2f} %; other processes used "
+              f"{ev['cpu']['other_busy_cores']} cores", flush=True)  # fmt: skip
         results["shapes"][shape] = {"language_adapter_training": la, "evaluation": ev}
-    write_results("throughput", results)
+    write_results("throughput" if threads == 2 else f"throughput-threads{threads}", results)
     return results
 
 
