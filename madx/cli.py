@@ -54,9 +54,11 @@ def presets(
 
 def _register_commands() -> None:
     from madx import cli_adapterhub, cli_pipeline
+    from madx import cli_servers
 
     cli_pipeline.register(app)
     cli_adapterhub.register(app)
+    cli_servers.register(app)
 
 
 _register_commands()
