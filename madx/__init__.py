@@ -6,29 +6,39 @@ Imports torch and transformers only (no orchestration, no tracking), so it works
     am = AdapterModel(AutoModelForTokenClassification.from_pretrained("xlm-roberta-base"))
     load_adapter(am, "adapters/sw"); load_adapter(am, "adapters/ner")
     am.set_active(Stack("sw", "ner"))
+
+Names are imported on first use, so `import madx` (and `madx --help`) does not pay for torch.
 """
 
-from madx.composition import Stack
-from madx.config import PRESETS, AdapterConfig, preset
-from madx.errors import AdapterLoadError, ConfigError, DataError, MadxError, UnsupportedModelError
-from madx.io import load_adapter, read_adapter_config, save_adapter
-from madx.model import AdapterModel, ParameterCount
-from madx.surgery import ARCHITECTURES
+from importlib import import_module
 
-__all__ = [
-    "ARCHITECTURES",
-    "PRESETS",
-    "AdapterConfig",
-    "AdapterLoadError",
-    "AdapterModel",
-    "ConfigError",
-    "DataError",
-    "MadxError",
-    "ParameterCount",
-    "Stack",
-    "UnsupportedModelError",
-    "load_adapter",
-    "preset",
-    "read_adapter_config",
-    "save_adapter",
-]
+_EXPORTS = {
+    "ARCHITECTURES": "madx.surgery",
+    "PRESETS": "madx.config",
+    "AdapterConfig": "madx.config",
+    "preset": "madx.config",
+    "Stack": "madx.composition",
+    "AdapterModel": "madx.model",
+    "ParameterCount": "madx.model",
+    "load_adapter": "madx.io",
+    "read_adapter_config": "madx.io",
+    "save_adapter": "madx.io",
+    "AdapterLoadError": "madx.errors",
+    "ConfigError": "madx.errors",
+    "DataError": "madx.errors",
+    "MadxError": "madx.errors",
+    "UnsupportedModelError": "madx.errors",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'madx' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

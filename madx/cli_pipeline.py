@@ -184,7 +184,13 @@ def demo(
     force: ForceOpt = False,
 ) -> None:
     """Run the offline demo pipeline (configs/demo.yaml, or configs/demo-fast.yaml with --fast)."""
-    run(Path("configs/demo-fast.yaml" if fast else "configs/demo.yaml"), force=force)
+    from madx.errors import ConfigError
+
+    # The demo's configs and data ship with the repository checkout this package is installed from.
+    config = Path(__file__).resolve().parents[1] / "configs" / ("demo-fast.yaml" if fast else "demo.yaml")
+    if not config.is_file():
+        raise ConfigError(f"{config} not found: the demo runs from a checkout of the madx-pipeline repository")
+    run(config, force=force)
 
 
 def register(app: typer.Typer) -> None:
