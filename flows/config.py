@@ -188,6 +188,14 @@ class PipelineConfig(_Strict):
         config = self.tasks[task]
         return self._labeled(config.test[language] if split == "test" else getattr(config, split), f"tasks.{task}.{split}")
 
+    def require_language(self, code: str) -> None:
+        if code not in self.languages:
+            raise ConfigError(f"language {code!r} is not in {self.source_file} (languages: {sorted(self.languages)})")
+
+    def require_task(self, name: str) -> None:
+        if name not in self.tasks:
+            raise ConfigError(f"task {name!r} is not in {self.source_file} (tasks: {sorted(self.tasks)})")
+
     def target_languages(self, task: str) -> list[str]:
         """Languages with both a test set for `task` and a configured language."""
         return sorted(set(self.tasks[task].test) & set(self.languages))

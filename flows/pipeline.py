@@ -157,8 +157,7 @@ def madx_pipeline(config_path: str, force: bool = False) -> dict[str, Any]:
 def train_language_adapter(config_path: str, language: str, force: bool = False) -> dict[str, Any]:
     """Train (or reuse, when unchanged) one configured language's adapter."""
     config = load_pipeline_config(config_path)
-    if language not in config.languages:
-        raise ConfigError(f"language {language!r} is not in {config_path} (languages: {sorted(config.languages)})")
+    config.require_language(language)
     with _Run(config, f"train language {language}", "language_flow", {tracking.LANGUAGE: language}) as run:
         base = _base_model(config, run)
         record = train_language_adapter_task(config, language, base, run.target, run.run_id, force)
@@ -169,8 +168,7 @@ def train_language_adapter(config_path: str, language: str, force: bool = False)
 def train_task_adapter(config_path: str, task_name: str, force: bool = False) -> dict[str, Any]:
     """Train one task adapter on the source language (training that language's adapter first if needed)."""
     config = load_pipeline_config(config_path)
-    if task_name not in config.tasks:
-        raise ConfigError(f"task {task_name!r} is not in {config_path} (tasks: {sorted(config.tasks)})")
+    config.require_task(task_name)
     with _Run(config, f"train task {task_name}", "task_flow", {tracking.TASK: task_name}) as run:
         base = _base_model(config, run)
         source = train_language_adapter_task(config, config.source_language, base, run.target, run.run_id, force)

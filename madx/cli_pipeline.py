@@ -120,11 +120,8 @@ def train_language(
     quiet_environment()
     from flows.config import load_pipeline_config
     from flows.pipeline import run_flow, train_language_adapter
-    from madx.errors import ConfigError
 
-    loaded = load_pipeline_config(config)
-    if language not in loaded.languages:  # say so before Prefect starts
-        raise ConfigError(f"language {language!r} is not in {config} (languages: {sorted(loaded.languages)})")
+    load_pipeline_config(config).require_language(language)  # say so before Prefect starts
     summary = with_progress(lambda: run_flow(train_language_adapter, config, language=language, force=force))
     _print_adapter(summary, f"language adapter {language}")
 
@@ -138,11 +135,8 @@ def train_task(
     quiet_environment()
     from flows.config import load_pipeline_config
     from flows.pipeline import run_flow, train_task_adapter
-    from madx.errors import ConfigError
 
-    loaded = load_pipeline_config(config)
-    if task_name not in loaded.tasks:
-        raise ConfigError(f"task {task_name!r} is not in {config} (tasks: {sorted(loaded.tasks)})")
+    load_pipeline_config(config).require_task(task_name)
     summary = with_progress(lambda: run_flow(train_task_adapter, config, task_name=task_name, force=force))
     _print_adapter(summary, f"task adapter {task_name}")
 
