@@ -171,7 +171,11 @@ def load_adapter_weights(
     after checking that keys and shapes match exactly."""
     if weights is None:
         weights = _read_safetensors(path)
-    expected = adapter_state_dict(am, name)
+    expected = {  # shapes only: no copy of the tensors just to compare keys
+        f"{prefix}.{key}": tensor
+        for prefix, module in am.adapter_modules(name).items()
+        for key, tensor in module.state_dict().items()
+    }
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
     if missing or unexpected:
