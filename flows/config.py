@@ -85,7 +85,9 @@ class BuildBaseModel(_Strict):
 class BaseModelConfig(_Strict):
     name_or_path: str | None = Field(None, description="Hub name (xlm-roberta-base) or local folder.")
     build: BuildBaseModel | None = Field(None, description="Build a small base model instead of loading one.")
-    trust_remote_code: bool = Field(False, description="Allow code shipped with the model to run. Off unless you trust it.")
+    trust_remote_code: bool = Field(
+        False, description="Code shipped with a model never runs: madx supports the built-in architectures only, so true is refused."
+    )
 
     @model_validator(mode="after")
     def _one_of(self) -> BaseModelConfig:
