@@ -152,7 +152,7 @@ def load_adapter(
         if not overwrite:
             raise ConfigError(f"this model already has an adapter named {name!r} (pass overwrite=True to replace it)")
         am.delete_adapter(name)
-    am.add_adapter(name, config)
+    am.add_adapter(name, config, init=False)  # every weight is overwritten next (or the adapter removed)
     try:
         load_adapter_weights(am, name, folder / WEIGHTS_FILE, weights)
     except AdapterLoadError:

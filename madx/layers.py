@@ -19,9 +19,11 @@ def activation(name: str) -> nn.Module:
 
 
 def init_bert(module: nn.Module, std: float) -> None:
-    """The reference's "bert" init: Linear weights ~ N(0, std), biases zero."""
+    """The reference's "bert" init: Linear weights ~ N(0, std), biases zero. A module built on the
+    meta device (shapes only, to be loaded next) is left alone: it has no values to draw, and
+    drawing on meta tensors is slow."""
     for sub in module.modules():
-        if isinstance(sub, nn.Linear):
+        if isinstance(sub, nn.Linear) and not sub.weight.is_meta:
             nn.init.normal_(sub.weight, mean=0.0, std=std)
             if sub.bias is not None:
                 nn.init.zeros_(sub.bias)

@@ -136,3 +136,28 @@ def test_atomic_directory_keeps_the_old_folder_when_writing_fails(tmp_path):
     with atomic_directory(target) as staging:
         (staging / "weights").write_text("new")
     assert (target / "weights").read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["adapter"]
+
+
+def test_loading_draws_no_random_init_and_a_missing_tensor_leaves_no_adapter(saved_pair, make_tiny_model):
+    """load_adapter builds the adapter's modules without the random init (every weight is loaded
+    next): the global RNG is untouched, and a file lacking a tensor leaves no half-filled adapter."""
+    from safetensors.torch import load_file, save_file
+
+    folder, _, _ = saved_pair
+    am = AdapterModel(make_tiny_model("xlm-roberta", "token", seed=7))
+    torch.manual_seed(0)
+    expected_draw = torch.rand(3)
+    torch.manual_seed(0)
+    load_adapter(am, folder / "en")
+    torch.testing.assert_close(torch.rand(3), expected_draw, rtol=0, atol=0)
+    saved = load_file(str(folder / "en" / "adapter.safetensors"))
+    for key, tensor in am.adapter_modules("en")["layers.0.ffn"].state_dict().items():
+        torch.testing.assert_close(tensor, saved[f"layers.0.ffn.{key}"], rtol=0, atol=0)
+
+    dropped = dict(saved)
+    dropped.pop("layers.1.ffn.adapter_up.bias")
+    save_file(dropped, str(folder / "en" / "adapter.safetensors"))
+    with pytest.raises(AdapterLoadError, match=r"missing \['layers.1.ffn.adapter_up.bias'\]"):
+        load_adapter(am, folder / "en", name="sw")
+    assert sorted(am.configs) == ["en"] and all("sw" not in block.adapters for block in am.sites.ffn_blocks)
+    assert "sw" not in am.sites.invertible
