@@ -26,7 +26,7 @@ from madx.io import load_adapter, read_adapter_config
 from madx.loading import load_model, load_tokenizer, usable_length
 from madx.model import AdapterModel
 from madx.training import pick_device
-from task_adapters.data import LabeledSource, LabelSet, TaggedCorpus, encode_tagged, load_labeled
+from task_adapters.data import LabeledSource, LabelSet, TaggedCorpus, check_known_tags, encode_tagged, load_labeled
 
 SETUPS = ("madx", "en-la", "no-la", "madx-2.0")
 NEEDS_TARGET_ADAPTER = {"madx", "madx-2.0"}
@@ -87,6 +87,7 @@ def evaluate_zero_shot(
         for language in sorted(lang for (t, lang) in test_sets if t == task):
             corpus = test_sets[(task, language)]
             corpus = corpus if isinstance(corpus, TaggedCorpus) else load_labeled(corpus)
+            check_known_tags(corpus, label_set, against=f"the training label set of task adapter {task!r}")
             encoded = encode_tagged(corpus, tokenizer, label_set, max_length)  # once for every setup
             if NEEDS_TARGET_ADAPTER & set(setups):
                 ensure_language(language)

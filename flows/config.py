@@ -89,6 +89,16 @@ class BaseModelConfig(_Strict):
         False, description="Code shipped with a model never runs: madx supports the built-in architectures only, so true is refused."
     )
 
+    @field_validator("trust_remote_code")
+    @classmethod
+    def _no_remote_code(cls, value: bool) -> bool:
+        if value:
+            raise ValueError(
+                "true is refused: code shipped with a model would run on this machine, and madx's adapter "
+                "surgery supports only the built-in architectures; remove the key or set it to false"
+            )
+        return value
+
     @model_validator(mode="after")
     def _one_of(self) -> BaseModelConfig:
         if (self.name_or_path is None) == (self.build is None):
@@ -203,7 +213,17 @@ class PipelineConfig(_Strict):
         return sorted(set(self.tasks[task].test) & set(self.languages))
 
     def with_language(self, code: str, corpus: str | dict[str, Any]) -> PipelineConfig:
-        """A copy with one more language (for add-language)."""
+        """A copy with one more language (for add-language); the code and a local corpus are checked."""
+        if not _CODE.match(code):
+            raise ConfigError(f"language code {code!r}: use letters, digits, '_' and '-' only (e.g. sw, yo, qu)")
+        try:
+            source = CorpusSource.parse(corpus)
+        except MadxError as error:
+            raise ConfigError(f"--corpus for {code!r}: {error}") from None
+        missing = [part.location for part in source.parts or (source,)
+                   if part.kind in ("text", "disk") and not Path(part.location).exists()]
+        if missing:
+            raise ConfigError(f"--corpus for {code!r}: {', '.join(missing)} does not exist")
         languages = {**self.languages, code: LanguageConfig(corpus=corpus)}
         return self.model_copy(update={"languages": languages})
 

@@ -25,6 +25,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.config import PipelineConfig, load_pipeline_config
 from madx.errors import ConfigError
+from madx.loading import load_config
 from tasks import tracking
 from tasks.stages import (
     AdapterRecord,
@@ -79,6 +80,7 @@ class _Run:
         self.config = config
         self.target = tracking_target(config)
         self.tracker = Tracker(self.target)
+        self.tracker.close_abandoned()  # runs a killed process of this machine left RUNNING
         tags = {tracking.KIND: kind, tracking.CONFIG_HASH: config.fingerprint(),
                 tracking.BASE_MODEL: base_model_name(config), **(extra_tags or {})}
         self.run_id = self.tracker.start(name, tags)
@@ -104,9 +106,9 @@ def base_model_name(config: PipelineConfig) -> str:
 def _base_model(config: PipelineConfig, run: _Run) -> str:
     if config.base_model.build:
         return build_base_model_task(config, run.target, run.run_id)
-    if config.base_model.trust_remote_code:
-        raise ConfigError("trust_remote_code is not supported by madx's adapter surgery; use a supported architecture")
-    return str(config.base_model.name_or_path)
+    name = str(config.base_model.name_or_path)
+    load_config(name)  # found, a supported architecture, safetensors weights: said before any stage starts
+    return name
 
 
 def _submit_language_adapters(config, languages, base, run: _Run, force) -> dict[str, PrefectFuture]:

@@ -29,7 +29,7 @@ from language_adapters.corpus import CorpusSource, load_corpus
 from language_adapters.mlm import MlmChunks, chunk_corpus, mlm_batch_loss
 from madx.config import resolve_config
 from madx.errors import ConfigError, DataError
-from madx.fileutil import atomic_directory
+from madx.fileutil import atomic_directory, recover_interrupted
 from madx.loading import load_config, load_model, load_tokenizer, usable_length
 from madx.io import adapter_state_dict, load_adapter_weights, save_adapter
 from madx.model import AdapterModel
@@ -122,8 +122,9 @@ def train_language_adapter(
     notify = on_event or (lambda kind, step, metrics: None)
     device = pick_device(training.device)
 
+    base_config = load_config(base_model)  # an unsupported architecture fails here, before any work
     tok = load_tokenizer(tokenizer or base_model)
-    max_length = usable_length(load_config(base_model), tok, training.max_length)
+    max_length = usable_length(base_config, tok, training.max_length)
     chunks = chunk_corpus(
         load_corpus(source, cache_dir=cache_dir),
         tok,
@@ -302,6 +303,7 @@ def _save_checkpoint(folder, fingerprint, am, language, optimizer, scheduler, ma
 
 def _restore(folder: Path, fingerprint, am, language, optimizer, scheduler, mask_rng):
     """Load the checkpoint in `folder` if it belongs to this run; return (position, history) or None."""
+    recover_interrupted(folder)  # a process killed while replacing the checkpoint left the old one beside it
     state_file = folder / "state.json"
     if not state_file.is_file():
         return None

@@ -65,11 +65,19 @@ _register_commands()
 
 
 def main() -> None:
-    """Entry point: a user error prints one line and exits 1; anything else is a bug with a traceback."""
+    """Entry point: a user error prints one line and exits 1; anything else is a bug with a traceback
+    (credentials in URIs masked: a tracking store's password must not reach a log)."""
     try:
         app()
     except MadxError as error:
         err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except Exception:  # noqa: BLE001 - printed, then a non-zero exit like Python's own
+        import traceback
+
+        from madx.errors import redact_credentials
+
+        sys.stderr.write(redact_credentials(traceback.format_exc()))
         sys.exit(1)
 
 

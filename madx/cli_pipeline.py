@@ -52,13 +52,21 @@ def quiet_environment() -> None:
 
 class _UserErrorFilter(logging.Filter):
     """Prefect logs a failing flow or task with its traceback. For a user error (bad data, bad
-    config) the traceback is noise: the CLI prints the one-line reason; keep the log line only."""
+    config) the traceback is noise: the CLI prints the one-line reason; keep the log line only.
+    Any other record keeps its traceback, with credentials in URIs (tracking stores) masked."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from madx.errors import MadxError
+        import traceback
+
+        from madx.errors import MadxError, redact_credentials
 
         if record.exc_info and isinstance(record.exc_info[1], MadxError):
             record.exc_info, record.exc_text = None, None
+        message = record.getMessage()
+        if redact_credentials(message) != message:
+            record.msg, record.args = redact_credentials(message), None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact_credentials("".join(traceback.format_exception(*record.exc_info)).rstrip())
         return True
 
 
@@ -103,6 +111,8 @@ def add_language(
             raise ConfigError(f"--test takes TASK=PATH, got {item!r}")
         tests[task_name] = path
     loaded = load_pipeline_config(config)
+    if code not in loaded.languages and corpus is not None:
+        loaded.with_language(code, corpus)  # a bad code or a missing corpus file: said before Prefect starts
     started = time.perf_counter()
     summary = with_progress(lambda: run_flow(add_language_flow, config, code=code, corpus=corpus, test=tests, force=force))
     console.print(f"[bold]language adapter[/] {code}: {summary['adapter']}")

@@ -4,6 +4,15 @@ Every error a user can cause is a `MadxError`: the CLI prints its message on one
 non-zero, so each message says what was wrong, where (file, line, key) and what was expected.
 """
 
+import re
+
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact_credentials(text: str) -> str:
+    """`user:password@` in every URI of `text` becomes `***@`: for anything logged or printed."""
+    return _CREDENTIALS.sub("***@", text)
+
 
 class MadxError(Exception):
     """Base class: a problem the user can fix (bad input, wrong file, unsupported model)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -22,11 +23,13 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
 
     An existing `target` is moved aside first and deleted only after the new folder is in place,
     so a crash at any point leaves either the old or the new complete folder under `target`
-    (or, between the two renames, the old one under a `.old-*` name beside it).
+    (or, between the two renames, the old one under a `.old-*` name beside it, which the next
+    writer puts back: see `recover_interrupted`).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    recover_interrupted(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
         yield staging
         _fsync_tree(staging)
@@ -35,12 +38,48 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
         raise
     backup = None
     if target.exists():
-        backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-{os.getpid()}-", dir=target.parent))
         os.rmdir(backup)
         os.rename(target, backup)
     os.rename(staging, target)
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)
+
+
+def recover_interrupted(target: str | Path) -> None:
+    """Clear what a writer of `target` that no longer runs (killed, crashed) left beside it: its
+    staging folders are deleted; its backup of the previous `target` (left when it died between
+    the two renames) is put back if `target` is missing, deleted otherwise. A live writer's
+    folders are left alone."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return
+    leftover = re.compile(rf"\.{re.escape(target.name)}\.(tmp|old)-(\d+)-")
+    for sibling in sorted(target.parent.iterdir()):
+        match = leftover.match(sibling.name)
+        if not match or not sibling.is_dir() or process_alive(int(match[2])):
+            continue
+        with contextlib.suppress(OSError):  # another process may be clearing the same leftovers
+            if match[1] == "old" and not target.exists():
+                os.rename(sibling, target)
+            else:
+                shutil.rmtree(sibling)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (a killed process not yet reaped counts as gone)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    try:  # a zombie: dead, only waiting for its parent to collect its exit status
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from madx.config import AdapterConfig
@@ -193,9 +193,32 @@ def load_adapter_weights(
         module.load_state_dict({k[len(start) :]: v for k, v in weights.items() if k.startswith(start)})
 
 
+def check_adapter_folder(folder: str | Path, base_config: Any = None) -> dict[str, Any]:
+    """Check an adapter folder without loading it: its config, that each weights file is a complete
+    safetensors file, and, given the base model's transformers config, that it was made for that
+    architecture, hidden size and depth. Returns the adapter config; AdapterLoadError otherwise."""
+    folder = Path(folder)
+    saved = read_adapter_config(folder)
+    try:
+        AdapterConfig.from_dict(saved["config"])
+    except (ConfigError, TypeError) as error:
+        raise AdapterLoadError(f"{folder / CONFIG_FILE}: invalid adapter config: {error}") from None
+    _check_safetensors(folder / WEIGHTS_FILE)
+    if (folder / HEAD_CONFIG_FILE).exists():
+        _read_json(folder / HEAD_CONFIG_FILE, what="head")
+        _check_safetensors(folder / HEAD_WEIGHTS_FILE)
+    if base_config is not None:
+        here = (str(base_config.model_type), int(base_config.hidden_size), int(base_config.num_hidden_layers))
+        _check_shape(saved["base_model"], here, folder)
+    return saved
+
+
 def _check_fits(am: AdapterModel, base: dict[str, Any], folder: Path) -> None:
+    _check_shape(base, (am.model_type, am.hidden_size, am.num_layers), folder)
+
+
+def _check_shape(base: dict[str, Any], here: tuple[str, int, int], folder: Path) -> None:
     saved = (base.get("model_type"), base.get("hidden_size"), base.get("num_hidden_layers"))
-    here = (am.model_type, am.hidden_size, am.num_layers)
     if saved != here:
         raise AdapterLoadError(
             f"adapter {folder} was trained for {saved[0]} with hidden size {saved[1]} and {saved[2]} layers "
@@ -233,6 +256,17 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise AdapterLoadError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
+
+
+def _check_safetensors(path: Path) -> None:
+    """Parse the header only: a missing, truncated or non-safetensors file fails, no tensor is read."""
+    if not path.is_file():
+        raise AdapterLoadError(f"{path} is missing")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            handle.keys()
+    except (SafetensorError, OSError, ValueError) as error:
+        raise AdapterLoadError(f"{path}: not a readable safetensors file, truncated or corrupted ({error})") from None
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:

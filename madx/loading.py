@@ -28,7 +28,8 @@ class ModelLoadError(MadxError):
 
 
 def load_config(name_or_path: str | Path, trust_remote_code: bool = False):
-    """The model's config, checked to be a supported architecture (reads no weights)."""
+    """The model's config, checked to be a supported architecture and, for a local folder, to come
+    with safetensors weights (reads no weights)."""
     name = str(name_or_path)
     with _LOAD_LOCK:
         try:
@@ -36,7 +37,11 @@ def load_config(name_or_path: str | Path, trust_remote_code: bool = False):
         except (OSError, ValueError) as error:
             raise ModelLoadError(f"cannot load base model {name}: {_first_line(error)}") from None
     if config.model_type not in ARCHITECTURES:
-        raise UnsupportedModelError(f"base model {name} is a {config.model_type!r} model; madx supports {sorted(ARCHITECTURES)}")
+        raise UnsupportedModelError(
+            f"base model {name} is a {config.model_type!r} model (model_type in its config.json); "
+            f"madx supports {sorted(ARCHITECTURES)}"
+        )
+    _refuse_pickled_only(Path(name))
     return config
 
 
@@ -49,6 +54,19 @@ def load_model(name_or_path: str | Path, head: str = "bare", trust_remote_code: 
             return HEADS[head].from_pretrained(name, trust_remote_code=trust_remote_code, use_safetensors=True, **kwargs)
         except (OSError, ValueError) as error:
             raise ModelLoadError(f"cannot load the weights of {name} (safetensors only): {_first_line(error)}") from None
+
+
+def _refuse_pickled_only(folder: Path) -> None:
+    """A local folder with pickled weights only (pytorch_model.bin) is refused by name: unpickling a
+    file from an untrusted source runs code."""
+    if folder.is_dir() and not any(folder.glob("*.safetensors")):
+        pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        if pickled:
+            raise ModelLoadError(
+                f"base model {folder} has pickled weights only ({', '.join(pickled)}); madx reads safetensors only "
+                "(unpickling can run code). If you trust the file, convert it once: "
+                "`AutoModelForMaskedLM.from_pretrained(FOLDER).save_pretrained(FOLDER)` writes model.safetensors"
+            )
 
 
 def build_model(config, head: str = "mlm"):

@@ -517,6 +517,12 @@ def detect_scheme(tags: Iterable[str]) -> Scheme:
             f"tags {sorted(entity_tags)[:12]} look like IOBES/BILOU; only IOB2 (B-/I-) entity tags are "
             "supported: convert the data to IOB2"
         )
+    outside = sorted(tag for tag in entity_tags if not _IOB2_TAG.fullmatch(tag))
+    if len(outside) < len(entity_tags):  # some B-/I- tags, some not: a typo, not a POS tag set
+        raise DataError(
+            f"tags {outside[:12]} are outside the IOB2 scheme of the other tags (O, B-<type>, I-<type>); "
+            "fix them, or use one tagging scheme throughout"
+        )
     return "plain"
 
 
@@ -562,8 +568,19 @@ class LabelSet:
 
     @classmethod
     def from_sentences(cls, sentences: Iterable[TaggedSentence]) -> LabelSet:
-        """`from_tags` over every tag of the sentences (a `TaggedCorpus` works too)."""
-        return cls.from_tags(tag for sentence in sentences for tag in sentence.tags)
+        """`from_tags` over every tag of the sentences (a `TaggedCorpus` works too); a tag outside the
+        IOB2 scheme of the others is reported with where it first occurs."""
+        sentences = list(sentences)
+        tags = {tag for sentence in sentences for tag in sentence.tags}
+        if any(_IOB2_TAG.fullmatch(tag) for tag in tags) and not all(_PREFIXED_TAG.fullmatch(t) for t in tags - {"O"}):
+            for sentence in sentences:
+                for position, tag in enumerate(sentence.tags):
+                    if tag != "O" and not _IOB2_TAG.fullmatch(tag):
+                        raise DataError(
+                            f"{sentence.where(position)}: tag {tag!r} is outside the IOB2 scheme of the other "
+                            "tags (expected O, B-<type> or I-<type>)"
+                        )
+        return cls.from_tags(tags)
 
     @cached_property
     def label2id(self) -> dict[str, int]:

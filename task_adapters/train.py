@@ -105,8 +105,9 @@ def train_task_adapter(
     if label_set.scheme == "iob2" and training.strict_iob2:
         check_iob2(train_corpus)
 
+    base_config = load_config(base_model)  # an unsupported architecture fails here, before any work
     tok = load_tokenizer(tokenizer or base_model)
-    max_length = usable_length(load_config(base_model), tok, training.max_length)
+    max_length = usable_length(base_config, tok, training.max_length)
     train_rows = encode_tagged(train_corpus, tok, label_set, max_length)
     dev_rows = encode_tagged(dev_corpus, tok, label_set, max_length)  # fails on labels unseen in train
     if len(train_rows) < training.batch_size:

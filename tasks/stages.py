@@ -18,10 +18,10 @@ from prefect import get_run_logger, task
 
 from flows.config import PipelineConfig
 from language_adapters.corpus import CorpusSource
-from madx.errors import MadxError
+from madx.errors import AdapterLoadError, DataError, MadxError
 from madx.fileutil import sha256_of_directory
 from tasks import progress, tracking
-from tasks.tracking import Tracker, TrackingTarget
+from tasks.tracking import Tracker, TrackingTarget, TrackingUnavailable
 
 TRACKING_RETRIES = 2
 
@@ -31,6 +31,8 @@ def transient_only(task_, task_run, state) -> bool:
     a user error (bad data, bad config): those fail the same way every time."""
     try:
         state.result()
+    except TrackingUnavailable:  # the store did not answer: a user error only if it never does
+        return True
     except MadxError:
         return False
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
@@ -94,6 +96,8 @@ def corpus_fingerprint(source: CorpusSource) -> str:
     if source.kind == "mix":
         return _hash([corpus_fingerprint(part) for part in source.parts])
     if source.kind == "text":
+        if not Path(source.location).exists():
+            raise DataError(f"corpus file {source.location} does not exist")
         return _file_digest(Path(source.location))
     if source.kind == "disk":
         state = Path(source.location) / "state.json"
@@ -108,6 +112,23 @@ def _reusable(folder: Path, cache_key: str) -> bool:
         return read_adapter_config(folder)["metadata"].get("cache_key") == cache_key
     except MadxError:
         return False
+
+
+def _check_reused(folder: Path, kind: str, cache_key: str, target: TrackingTarget) -> None:
+    """An adapter about to be reused is still what was tracked: the folder's sha256 equals the one
+    logged by the run that made it (when the store has that run), and its files are complete."""
+    from madx.io import check_adapter_folder
+
+    tracked = Tracker(target).tracked_adapter(folder, kind, cache_key)
+    if tracked is not None:
+        actual = sha256_of_directory(folder)
+        if actual != tracked.sha256:
+            raise AdapterLoadError(
+                f"adapter folder {folder} changed after MLflow run {tracked.run_id} tracked it: its sha256 is "
+                f"{actual[:12]}..., the tracked one {tracked.sha256[:12]}...; restore it from that run's "
+                "`adapter` artifact, or retrain it with --force"
+            )
+    check_adapter_folder(folder)
 
 
 def _record(name: str, folder: Path, run_id: str | None, reused: bool) -> AdapterRecord:
@@ -155,9 +176,12 @@ def train_language_adapter_task(
     config: PipelineConfig, language: str, base_model: str, target: TrackingTarget, parent_run_id: str, force: bool = False
 ) -> AdapterRecord:
     from language_adapters.train import train_language_adapter
+    from madx.io import check_adapter_folder
+    from madx.loading import load_config
 
     preset = config.languages[language].adapter
     if preset:  # an existing adapter (e.g. imported from AdapterHub) stands in for training
+        check_adapter_folder(preset, load_config(base_model))  # complete, and made for this base
         return _record(language, Path(preset), None, reused=True)
     training = config.language_training()
     source = config.corpus(language)
@@ -165,6 +189,7 @@ def train_language_adapter_task(
                  "corpus": corpus_fingerprint(source)})
     folder = Path(config.output_dir) / "adapters" / "language" / language
     if not force and _reusable(folder, key):
+        _check_reused(folder, "language_adapter", key, target)
         _logger().info("language adapter %s: unchanged (cache key %s...), reusing %s", language, key[:12], folder)
         return _record(language, folder, None, reused=True)
     tracker = Tracker(target)
@@ -180,6 +205,8 @@ def train_language_adapter_task(
             metadata={"cache_key": key},
         )
         tracker.log_metrics(run_id, result.metrics, step=training.steps)  # the curves' last step, not 0
+        if result.resumed_from_step is not None:  # an interrupted run of the same training went before
+            tracker.set_tags(run_id, {"madx.resumed_from_step": result.resumed_from_step})
         tracker.log_adapter(run_id, folder)
     return _record(language, folder, run_id, reused=False)
 
@@ -200,6 +227,7 @@ def train_task_adapter_task(
                  "labels": task_config.labels, "source_adapter": source_adapter.sha256, "data": data})
     folder = Path(config.output_dir) / "adapters" / "task" / task_name
     if not force and _reusable(folder, key):
+        _check_reused(folder, "task_adapter", key, target)
         _logger().info("task adapter %s: unchanged (cache key %s...), reusing %s", task_name, key[:12], folder)
         return _record(task_name, folder, None, reused=True)
     tracker = Tracker(target)

@@ -5,6 +5,11 @@ active run per thread, so every call here names its run id instead. Runs form a 
 per pipeline run, a nested run per adapter trained and per evaluation cell, tagged so the UI can
 filter and compare: `madx.kind`, `madx.language`, `madx.task`, `madx.setup`, `madx.base_model`,
 `madx.config_hash`.
+
+Every run records the machine and process that runs it (`madx.host`, `madx.pid`), so a run left
+RUNNING by a killed process is found and marked KILLED by the next flow on that machine. A local
+SQLite store is created under a file lock: two pipelines starting at once on a fresh output folder
+would otherwise both run MLflow's schema migrations on the same file.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
+import socket
 import time
 import traceback
 from collections.abc import Iterator, Mapping
@@ -20,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from madx.errors import MadxError
-from madx.fileutil import sha256_of_directory
+from madx.errors import MadxError, redact_credentials
+from madx.fileutil import process_alive, sha256_of_directory
 
 KIND = "madx.kind"
 LANGUAGE = "madx.language"
@@ -31,15 +36,16 @@ BASE_MODEL = "madx.base_model"
 CONFIG_HASH = "madx.config_hash"
 ADAPTER_SHA = "madx.adapter_sha256"
 ADAPTER_PATH = "madx.adapter_path"
+HOST = "madx.host"
+PID = "madx.pid"
+ERROR = "madx.error"
 PARENT = "mlflow.parentRunId"
 ADAPTER_ARTIFACT = "adapter"
 
-_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
-
 
 def redact(uri: str) -> str:
-    """Drop user:password from a URI before it is logged or printed."""
-    return _CREDENTIALS.sub("***@", uri)
+    """Drop user:password from a URI (or from every URI in a text) before it is logged or printed."""
+    return redact_credentials(uri)
 
 
 def default_tracking_uri(output_dir: Path) -> str:
@@ -49,6 +55,32 @@ def default_tracking_uri(output_dir: Path) -> str:
 def resolve_tracking_uri(configured: str | None, output_dir: Path) -> str:
     """MLFLOW_TRACKING_URI wins, then the config's tracking_uri, then SQLite under output_dir."""
     return os.environ.get("MLFLOW_TRACKING_URI") or configured or default_tracking_uri(output_dir)
+
+
+class TrackingUnavailable(MadxError):
+    """The tracking store cannot be reached or opened. May pass by itself: stages retry it."""
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """An exclusive lock beside a local SQLite store (`<file>.lock`) while it is opened, created or
+    migrated, and its experiment created; nothing for any other store."""
+    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    lock_path = Path(uri[len("sqlite:///"):].split("?", 1)[0] + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -66,22 +98,32 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         self.target = target
-        self.client = MlflowClient(tracking_uri=target.uri)
-        experiment = self.client.get_experiment_by_name(target.experiment)
-        if experiment is None:
-            try:
-                self.experiment_id = self.client.create_experiment(target.experiment, artifact_location=target.artifact_root)
-            except Exception:  # another process created it first
-                experiment = self.client.get_experiment_by_name(target.experiment)
-                if experiment is None:
-                    raise
-                self.experiment_id = experiment.experiment_id
-        else:
-            self.experiment_id = experiment.experiment_id
+        try:
+            with _store_lock(target.uri):
+                self.client = MlflowClient(tracking_uri=target.uri)  # opens (creates, migrates) the store
+                self.experiment_id = self._experiment_id()
+        except Exception as error:  # noqa: BLE001 - whatever the store raised, said once, without credentials
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise TrackingUnavailable(
+                f"cannot use the MLflow tracking store {redact(target.uri)}: {redact(reason)}"
+            ) from None
+
+    def _experiment_id(self) -> str:
+        experiment = self.client.get_experiment_by_name(self.target.experiment)
+        if experiment is not None:
+            return experiment.experiment_id
+        try:
+            return self.client.create_experiment(self.target.experiment, artifact_location=self.target.artifact_root)
+        except Exception:  # another process (a remote store: no lock) created it first
+            experiment = self.client.get_experiment_by_name(self.target.experiment)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
 
     # -- runs ----------------------------------------------------------------------------------
     def start(self, name: str, tags: Mapping[str, str], parent_id: str | None = None) -> str:
         all_tags = {k: str(v) for k, v in tags.items() if v is not None}
+        all_tags.update({HOST: socket.gethostname(), PID: str(os.getpid())})
         if parent_id:
             all_tags[PARENT] = parent_id
         return self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
@@ -89,11 +131,31 @@ class Tracker:
     def finish(self, run_id: str, error: BaseException | None = None) -> None:
         if error is not None:
             message = f"{type(error).__name__}: {error}" if isinstance(error, MadxError) else traceback.format_exc()
-            self.client.set_tag(run_id, "madx.error", redact(str(error))[:4000])
+            self.client.set_tag(run_id, ERROR, redact(str(error))[:4000])
             self.client.log_text(run_id, redact(message), "error.txt")
             self.client.set_terminated(run_id, "FAILED")
         else:
             self.client.set_terminated(run_id, "FINISHED")
+
+    def close_abandoned(self) -> list[str]:
+        """Mark KILLED every run of this experiment left RUNNING by a process of this machine that no
+        longer exists (SIGKILL, out of memory, power loss); return their ids. Runs of live
+        processes, and of other machines, are left alone."""
+        host = socket.gethostname()
+        if "'" in host:
+            return []
+        running = self.client.search_runs(
+            [self.experiment_id], f"attributes.status = 'RUNNING' and tags.`{HOST}` = '{host}'", max_results=1000
+        )
+        closed = []
+        for run in running:
+            pid = run.data.tags.get(PID, "")
+            if not pid.isdigit() or int(pid) == os.getpid() or process_alive(int(pid)):
+                continue
+            self.client.set_tag(run.info.run_id, ERROR, f"process {pid} on {host} ended without finishing this run (killed?)")
+            self.client.set_terminated(run.info.run_id, "KILLED")
+            closed.append(run.info.run_id)
+        return closed
 
     @contextlib.contextmanager
     def run(self, name: str, tags: Mapping[str, str], parent_id: str | None = None) -> Iterator[str]:
@@ -163,6 +225,20 @@ class Tracker:
             tags = run.data.tags
             if ADAPTER_SHA in tags:
                 return TrackedAdapter(run.info.run_id, tags.get(ADAPTER_PATH, ""), tags[ADAPTER_SHA])
+        return None
+
+    def tracked_adapter(self, folder: Path, kind: str, cache_key: str) -> TrackedAdapter | None:
+        """The newest finished run of `kind` that logged the adapter in `folder` under `cache_key`."""
+        path = str(Path(folder).resolve())
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`{KIND}` = '{kind}' and params.cache_key = '{cache_key}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"], max_results=100,
+        )
+        for run in runs:
+            tags = run.data.tags
+            if tags.get(ADAPTER_PATH) == path and ADAPTER_SHA in tags:
+                return TrackedAdapter(run.info.run_id, path, tags[ADAPTER_SHA])
         return None
 
     def adapter_folder(self, adapter: TrackedAdapter, download_to: Path) -> Path:

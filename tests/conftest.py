@@ -177,3 +177,26 @@ def tiny_task_adapter(tmp_path_factory, tiny_base_dir, tiny_language_adapter, to
         out, TaskAdapterTraining(epochs=6, batch_size=8, learning_rate=3e-2, warmup_ratio=0.0, max_length=48),
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory):
+    """An empty MLflow SQLite store, migrated once (a fresh store costs ~10 s of schema migrations):
+    tests copy it into their output folder."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def make_pipeline(tiny_base_dir, toy_ner, mlflow_template):
+    """`make_pipeline(folder, codes, adapters=None, **overrides)`: flows_support.new_pipeline on the
+    tiny base, the toy NER data and a ready MLflow store; returns the YAML path."""
+    from flows_support import new_pipeline
+
+    def make(folder, codes=("en", "sw"), adapters=None, **kwargs):
+        return new_pipeline(folder, tiny_base_dir, toy_ner, mlflow_template, codes, adapters, **kwargs)
+
+    return make

@@ -5,6 +5,7 @@ Nothing here starts Prefect: the test module owns the one `prefect_test_harness`
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,19 @@ def write_pipeline(folder: Path, base_dir: Path, ner_dir: Path, codes=("en", "sw
     path = folder / "pipeline.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
+
+
+def new_pipeline(folder: Path, base: Path, ner: Path, store: Path, codes=("en", "sw"), adapters: Path | None = None,
+                 **kwargs) -> Path:
+    """Write corpora + pipeline.yaml in `folder`, give it a ready MLflow store and, optionally,
+    already trained adapters (copied, so only the stage under test runs); return the YAML path."""
+    config = write_pipeline(folder, base, ner, codes, **kwargs)
+    out = folder / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(store, out / "mlflow.db")
+    if adapters is not None:
+        shutil.copytree(adapters, out / "adapters")
+    return config
 
 
 def tracker_for(config_path: Path) -> Any:

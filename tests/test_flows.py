@@ -3,8 +3,8 @@ caching, failures and retries, the CLI, config validation and the Dask task runn
 
 Costs are shared: one Prefect test harness for the module (its start costs seconds), one trained
 pipeline (`trained`) whose adapters later tests copy so that only the stage under test runs, and
-one migrated MLflow SQLite store copied into each test's output folder (creating a fresh store
-costs ~10 s of schema migrations here). Each pipeline still uses its default store location,
+one migrated MLflow SQLite store (conftest's `mlflow_template`) copied into each test's output
+folder (creating a fresh store costs ~10 s of schema migrations here). Each pipeline still uses its default store location,
 `<output_dir>/mlflow.db`.
 """
 
@@ -23,7 +23,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from flows_support import all_runs, children, runs_where, tracker_for, write_corpus, write_pipeline
+from flows_support import all_runs, children, new_pipeline, runs_where, tracker_for, write_corpus, write_pipeline
 from madx.errors import AdapterLoadError, ConfigError, DataError
 
 
@@ -39,37 +39,6 @@ def prefect_api():
     with pytest.MonkeyPatch.context() as patch, prefect_test_harness(server_startup_timeout=180):
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         yield prefect.settings.PREFECT_API_URL.value()
-
-
-@pytest.fixture(scope="module")
-def mlflow_template(tmp_path_factory) -> Path:
-    """An empty MLflow SQLite store, migrated once."""
-    from mlflow.tracking import MlflowClient
-
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
-def new_pipeline(folder: Path, base: Path, ner: Path, store: Path, codes=("en", "sw"), adapters: Path | None = None,
-                 **kwargs) -> Path:
-    """Write corpora + pipeline.yaml in `folder`, give it a ready MLflow store and, optionally,
-    already trained adapters (copied, so only the stage under test runs); return the YAML path."""
-    config = write_pipeline(folder, base, ner, codes, **kwargs)
-    out = folder / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copy(store, out / "mlflow.db")
-    if adapters is not None:
-        shutil.copytree(adapters, out / "adapters")
-    return config
-
-
-@pytest.fixture
-def make_pipeline(tiny_base_dir, toy_ner, mlflow_template):
-    def make(folder: Path, codes=("en", "sw"), adapters: Path | None = None, **kwargs) -> Path:
-        return new_pipeline(folder, tiny_base_dir, toy_ner, mlflow_template, codes, adapters, **kwargs)
-
-    return make
 
 
 @pytest.fixture(scope="module")
