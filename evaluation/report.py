@@ -26,14 +26,22 @@ class ReportFiles:
     markdown: Path
 
 
-def write_report(rows: list[dict[str, Any]], out_dir: str | Path, title: str = "Zero-shot transfer") -> ReportFiles:
-    """Write results.csv, results.json, heatmap.png and report.md into `out_dir`."""
+def write_report(
+    rows: list[dict[str, Any]],
+    out_dir: str | Path,
+    title: str = "Zero-shot transfer",
+    language_adapters: list[dict[str, Any]] | None = None,
+) -> ReportFiles:
+    """Write results.csv, results.json, heatmap.png and report.md into `out_dir`.
+
+    `language_adapters`: optional rows {language, initial_perplexity, perplexity} (held-out MLM
+    perplexity before and after training each language's adapter), shown in report.md."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(out_dir / "results.csv", out_dir / "results.json", out_dir / "heatmap.png", out_dir / "report.md")
     atomic_write_text(files.csv, to_csv(rows))
     atomic_write_text(files.json, json.dumps(rows, indent=2, sort_keys=True) + "\n")
-    atomic_write_text(files.markdown, to_markdown(rows, title))
+    atomic_write_text(files.markdown, to_markdown(rows, title, language_adapters))
     write_heatmap(rows, files.heatmap, title)
     return files
 
@@ -68,7 +76,7 @@ def averages(rows: list[dict[str, Any]], task: str) -> dict[str, float]:
     return {setup: sum(values) / len(values) for setup, values in sums.items()}
 
 
-def to_markdown(rows: list[dict[str, Any]], title: str) -> str:
+def to_markdown(rows: list[dict[str, Any]], title: str, language_adapters: list[dict[str, Any]] | None = None) -> str:
     lines = [f"# {title}", ""]
     for task in sorted({row["task"] for row in rows}):
         languages, setups, cells = f1_table(rows, task)
@@ -99,7 +107,19 @@ def to_markdown(rows: list[dict[str, Any]], title: str) -> str:
         "adapter, task adapter); `no-la` = task adapter alone; `madx-2.0` = madx without adapters in the last layer.",
         "",
     ]
+    if language_adapters:
+        lines += language_adapter_markdown(language_adapters)
     return "\n".join(lines)
+
+
+def language_adapter_markdown(language_adapters: list[dict[str, Any]]) -> list[str]:
+    """What each language adapter learnt: held-out MLM perplexity of the base before and after."""
+    lines = ["## Language adapters (held-out MLM perplexity, same masked positions before and after)", "",
+             "| language | before training (step 0) | after | reduction |", "|---|---|---|---|"]
+    for row in sorted(language_adapters, key=lambda r: r["language"]):
+        before, after = float(row["initial_perplexity"]), float(row["perplexity"])
+        lines.append(f"| {row['language']} | {before:,.1f} | {after:,.1f} | {before / after:.2f}x |")
+    return [*lines, ""]
 
 
 def write_heatmap(rows: list[dict[str, Any]], path: Path, title: str) -> None:

@@ -207,10 +207,13 @@ def train_language_adapter(
             notify("checkpoint", position.step, {"step": position.step})
 
     final_eval = next(row for row in reversed(history) if "mlm_loss" in row)
+    initial_eval = next(row for row in history if "mlm_loss" in row)  # step 0: the base with a fresh adapter
     train_rows = [row for row in history if "train_loss" in row]
     metrics = {
         "mlm_loss": final_eval["mlm_loss"],
         "perplexity": final_eval["perplexity"],
+        # What the adapter bought: held-out perplexity of the base before training it, same masks.
+        "initial_perplexity": initial_eval["perplexity"],
         "train_loss": train_rows[-1]["train_loss"],
         "tokens_per_second": position.tokens / max(position.train_seconds, 1e-9),
         "steps": position.step,

@@ -289,6 +289,7 @@ def build_report_task(config: PipelineConfig, base_model: str, target: TrackingT
     rows = tracker.evaluation_rows(base_model)
     if not rows:
         return {}
-    files = write_report(rows, Path(config.output_dir) / "report", title=f"{config.name}: zero-shot transfer")
+    files = write_report(rows, Path(config.output_dir) / "report", title=f"{config.name}: zero-shot transfer",
+                         language_adapters=tracker.language_adapter_rows(base_model))
     tracker.log_files(parent_run_id, [files.csv, files.json, files.heatmap, files.markdown], "report")
     return {"csv": str(files.csv), "json": str(files.json), "heatmap": str(files.heatmap), "markdown": str(files.markdown)}

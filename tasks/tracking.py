@@ -274,6 +274,20 @@ class Tracker:
                            "source_language": tags.get("madx.source_language"), **run.data.metrics}
         return list(latest.values())
 
+    def language_adapter_rows(self, base_model: str | None = None) -> list[dict[str, Any]]:
+        """Held-out MLM perplexity of the newest trained adapter of every language: before training
+        (the base with a fresh adapter) and after."""
+        filters = {KIND: "language_adapter"}
+        if base_model:
+            filters[BASE_MODEL] = base_model
+        latest: dict[str, dict[str, Any]] = {}
+        for run in self.find_runs(filters, max_results=5000):
+            language, metrics = run.data.tags.get(LANGUAGE), run.data.metrics
+            if language and language not in latest and "initial_perplexity" in metrics:  # reuses log no curve
+                latest[language] = {"language": language, "initial_perplexity": metrics["initial_perplexity"],
+                                    "perplexity": metrics["perplexity"]}
+        return sorted(latest.values(), key=lambda row: row["language"])
+
 
 @dataclass(frozen=True)
 class TrackedAdapter:

@@ -215,6 +215,15 @@ def test_reports_written_and_logged_on_the_parent_run(trained):
     for path in report.values():
         assert Path(path).is_file() and Path(path).stat().st_size > 0
     assert "sw" in Path(report["csv"]).read_text(encoding="utf-8")
+    # Beside the F1 table: what each language adapter learnt, as its tracked run recorded it.
+    markdown = Path(report["markdown"]).read_text(encoding="utf-8")
+    assert "## Language adapters" in markdown
+    for language in trained.config.languages:
+        run = client.search_runs([client.get_experiment_by_name(trained.config.name).experiment_id],
+                                 f"tags.`madx.kind` = 'language_adapter' and tags.`madx.language` = '{language}'",
+                                 order_by=["attributes.start_time ASC"])[0]  # the run the report was made from
+        before, after = run.data.metrics["initial_perplexity"], run.data.metrics["perplexity"]
+        assert f"| {language} | {before:,.1f} | {after:,.1f} | {before / after:.2f}x |" in markdown
     logged = {Path(a.path).name for a in client.list_artifacts(trained.summary["run_id"], "report")}
     assert logged == {Path(p).name for p in report.values()}
     assert [a.path for a in client.list_artifacts(trained.summary["run_id"], "config")] == ["config/pipeline.yaml"]

@@ -96,6 +96,7 @@ def test_mlm_loss_goes_down_and_only_the_adapter_is_saved(tiny_base_dir, toy_cor
     # step 0 (fresh adapter) and every 10 steps; the masks are fixed, so this is noise-free
     assert len(evals) == 7 and evals[-1] < evals[0] - 0.05 and evals[-1] == min(evals)
     assert result.metrics["perplexity"] == pytest.approx(torch.tensor(evals[-1]).exp().item(), rel=1e-4)
+    assert result.metrics["initial_perplexity"] == pytest.approx(torch.tensor(evals[0]).exp().item(), rel=1e-4)
     assert result.metrics["tokens_per_second"] > 0 and result.metrics["steps"] == 60
     assert ("eval", 0) in events and ("eval", 60) in events and ("train", 5) in events
     saved = read_adapter_config(tmp_path / "sw")

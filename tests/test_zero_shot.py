@@ -81,9 +81,12 @@ def test_seqeval_scores():
 
 def test_report_files(matrix, tmp_path):
     rows, _ = matrix
-    files = write_report(rows, tmp_path / "report")
+    adapters = [{"language": "xx", "initial_perplexity": 2226.4, "perplexity": 150.0}]
+    files = write_report(rows, tmp_path / "report", language_adapters=adapters)
     text = files.markdown.read_text()
     assert "madx − no-la" in text and "| xx |" in text and "average (targets)" in text
+    assert "| xx | 2,226.4 | 150.0 | 14.84x |" in text
+    assert "## Language adapters" not in write_report(rows, tmp_path / "plain").markdown.read_text()
     assert files.csv.read_text().splitlines()[0].startswith("task,language,setup,f1,precision,recall")
     assert len(files.csv.read_text().splitlines()) == 1 + len(rows)
     assert files.heatmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and files.heatmap.stat().st_size > 5000
