@@ -1,5 +1,5 @@
-# The two commands of the README. Both create .venv in the checkout when missing and install the
-# pinned dependencies (torch first, so pip takes the local CPU wheel), then run.
+# The commands of the README. Each creates .venv in the checkout when missing and installs the
+# pinned dependencies (torch first, so pip takes the local CPU wheel), then runs.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: setup demo test
+.PHONY: setup demo test bench
 setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
@@ -28,3 +28,7 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+# The adapter cost benchmarks (bench/README.md): ~10 min on 2 idle cores. BENCH_ARGS="--threads 1" etc.
+bench: setup
+	$(PY) -m bench $(BENCH_ARGS)

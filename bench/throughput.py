@@ -208,6 +208,8 @@ def bench_evaluation(base: Path, plan: Plan, quiet_wait: float) -> dict[str, Any
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=["tiny", "xlmr-base"])
+    p.add_argument("--parts", nargs="+", choices=["training", "evaluation"], default=["training", "evaluation"],
+                   help="what to measure (default both)")  # fmt: skip
     args = p.parse_args(argv)
     threads = set_threads(args.threads)
     results: dict[str, Any] = {
@@ -219,15 +221,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for shape in args.shapes:
         plan = PLANS[shape]
         base = ensure_base_model(shape)
-        with tempfile.TemporaryDirectory(prefix=f"bench-{shape}-") as tmp:
-            print(f"\n== {shape}: LA training, {plan.train_steps} steps x batch {plan.train_batch} "
-                  f"x {plan.seq_len} tokens", flush=True)  # fmt: skip
-            la = bench_la_training(base, plan, Path(tmp), args.quiet_wait)
-        print(f"   tokens/s (train_language_adapter's metric): {fmt_rate(la['tokens_per_second'])}")
-        print(f"   tokens/s steady state (steps 2..{la['steps']}):   {fmt_rate(la['steady_tokens_per_second'] or 0)}")
-        print(f"   wall time of the call: {la['wall_seconds']:.1f} s; trainable {la['trainable_parameters']:,} "
-              f"of {la['total_parameters']:,}; other processes used {la['cpu']['other_busy_cores']} cores")  # fmt: skip
-        print(f"== {shape}: evaluation on {NER_TEST.relative_to(ROOT)}", flush=True)
+        results["shapes"][shape] = {}
+        if "training" in args.parts:
+            with tempfile.TemporaryDirectory(prefix=f"bench-{shape}-") as tmp:
+                print(f"\n== {shape}: LA training, {plan.train_steps} steps x batch {plan.train_batch} "
+                      f"x {plan.seq_len} tokens", flush=True)  # fmt: skip
+                la = bench_la_training(base, plan, Path(tmp), args.quiet_wait)
+            print(f"   tokens/s (train_language_adapter's metric): {fmt_rate(la['tokens_per_second'])}")
+            print(f"   tokens/s steady state (steps 2..{la['steps']}):   {fmt_rate(la['steady_tokens_per_second'] or 0)}")
+            print(f"   wall time of the call: {la['wall_seconds']:.1f} s; trainable {la['trainable_parameters']:,} "
+                  f"of {la['total_parameters']:,}; other processes used {la['cpu']['other_busy_cores']} cores")  # fmt: skip
+            results["shapes"][shape]["language_adapter_training"] = la
+        if "evaluation" not in args.parts:
+            continue
+        print(f"\n== {shape}: evaluation on {NER_TEST.relative_to(ROOT)}", flush=True)
         ev = bench_evaluation(base, plan, args.quiet_wait)
         for label, key in (("dynamic (predict_label_ids)", "dynamic"), ("padded to max_length", "padded_to_max_length"),
                            ("evaluate_tagging end to end", "evaluate_tagging_end_to_end")):  # fmt: skip
@@ -242,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{ev['positions_computed_dynamic']:,} vs {ev['positions_computed_padded']:,}); "
               f"prediction agreement {100 * ev['prediction_agreement']:.2f} %; other processes used "
               f"{ev['cpu']['other_busy_cores']} cores", flush=True)  # fmt: skip
-        results["shapes"][shape] = {"language_adapter_training": la, "evaluation": ev}
+        results["shapes"][shape]["evaluation"] = ev
     write_results("throughput" if threads == 2 else f"throughput-threads{threads}", results)
     return results
 

@@ -1,0 +1,135 @@
+"""Every benchmark behind the adapter cost targets, one after another, then the table of targets.
+
+    .venv/bin/python -m bench [--threads 2] [--quiet-wait 30] [--quick]      (or: make bench)
+
+Each script runs in its own process (no memory or thread state carried over) and writes its JSON
+to bench/results/; the table at the end is read back from those files and written to
+bench/results/summary.json and summary.md. About 10 minutes on 2 idle cores; `--quick` runs the
+tiny shape only (no xlmr-base, no adapters venv, no demo pipeline): a smoke test of the scripts
+in about 2 minutes, whose numbers say nothing about the targets.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+from bench.common import RESULTS_DIR, ROOT, machine_info, parser
+from madx.fileutil import atomic_write_text
+
+
+def plan(quick: bool) -> list[tuple[str, list[str]]]:
+    """(module, arguments) of each run."""
+    if quick:
+        return [
+            ("bench.ratios", ["--shapes", "tiny", "--no-adapterhub"]),
+            ("bench.throughput", ["--shapes", "tiny", "--parts", "evaluation"]),
+            ("bench.adapterdrop", ["--no-speed"]),
+        ]
+    return [
+        ("bench.ratios", ["--shapes", "xlmr-base"]),
+        ("bench.swap", []),
+        ("bench.throughput", ["--shapes", "xlmr-base", "--parts", "evaluation"]),
+        ("bench.adapterdrop", []),
+        ("bench.overhead", []),
+    ]
+
+
+def _load(name: str, threads: int) -> dict[str, Any] | None:
+    path = RESULTS_DIR / (f"{name}.json" if threads == 2 else f"{name}-threads{threads}.json")
+    if name == "overhead":
+        path = RESULTS_DIR / "overhead.json"  # the flow picks its own threads
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _get(data: dict[str, Any] | None, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def target_rows(threads: int, shape: str = "xlmr-base") -> list[dict[str, Any]]:
+    """One row per target: measured value, target, status, and where it came from."""
+    ratios, swap = _load("ratios", threads), _load("swap", threads)
+    throughput, overhead, drop = _load("throughput", threads), _load("overhead", threads), _load("adapterdrop", threads)
+    r = _get(ratios, "results", "shapes", shape) or {}
+
+    def row(measure, value, fmt, target, ok, reference=None, note=""):
+        return {"measure": measure, "value": value, "shown": "-" if value is None else fmt.format(value),
+                "target": target, "status": "not measured" if value is None else ("met" if ok(value) else "NOT met"),
+                "adapters_1_3_0": reference, "note": note}  # fmt: skip
+
+    hub = _get(r, "adapterhub") or {}
+    hub_t, hub_f = _get(hub, "training_step", "ratio"), _get(hub, "forward", "ratio")
+    set_active = _get(swap, "results", "swap", "set_active", "median_ms")
+    load = _get(swap, "results", "swap", "load_adapter_plus_set_active", "median_ms")
+    speedup = _get(throughput, "results", "shapes", shape, "evaluation", "speedup_dynamic_over_padded")
+    temporary = _get(overhead, "results", "modes", "temporary-server") or {}
+    running = _get(overhead, "results", "modes", "running-server") or {}
+    fraction, steady = temporary.get("overhead_fraction"), temporary.get("overhead_fraction_without_startup")
+    drop_rows = _get(drop, "results", "speed", "rows") or []
+    drop_note = ", ".join(f"k={d['k']}: {d['speedup_over_k0']:.3f}x" for d in drop_rows)
+    return [
+        row("LA training step / full FT step", _get(r, "training_step", "ratio"), "{:.3f}", "<= 0.72",
+            lambda v: v <= 0.72, None if hub_t is None else f"{hub_t:.3f}"),
+        row("forward Stack(LA rf2 + NICE, TA rf16) / bare base", _get(r, "forward", "ratio"), "{:.3f}", "<= 1.12",
+            lambda v: v <= 1.12, None if hub_f is None else f"{hub_f:.3f}"),
+        row("swap the LA in a loaded model: set_active", set_active, "{:.2f} ms", "< 50 ms", lambda v: v < 50,
+            note="" if load is None else f"load_adapter from disk + set_active: {load:.1f} ms"),
+        row("eval throughput, dynamic padding / padded to max", speedup, "{:.2f}x", ">= 1.5x", lambda v: v >= 1.5),
+        row("peak memory, LA training / full FT", _get(r, "peak_memory", "ratio"), "{:.3f}", "< 0.6",
+            lambda v: v < 0.6, note="" if _get(r, "peak_memory", "rise_ratio") is None else
+            f"rise over the loaded model: {r['peak_memory']['rise_ratio']:.3f}"),
+        row("Prefect + MLflow / fast demo's wall time (temporary Prefect server)", fraction, "{:.1%}", "< 5%",
+            lambda v: v < 0.05, note="; ".join(x for x in (
+                "" if steady is None else f"without the one-off startup: {steady:.1%}",
+                "" if "overhead_fraction" not in running else f"against a running server: {running['overhead_fraction']:.1%}",
+                "the full demo: python -m bench.overhead --config configs/demo.yaml") if x)),
+        row("AdapterDrop: forward speed-up over k=0 (skip first k)", None if not drop_rows else drop_rows[-1]["speedup_over_k0"],
+            "{:.3f}x at k=12", "report", lambda v: True, note=drop_note),
+    ]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="tiny shape only: check that the scripts run (~2 min)")
+    args = p.parse_args(argv)
+    common = ["--threads", str(args.threads), "--quiet-wait", str(args.quiet_wait)]
+    started, failed = time.perf_counter(), []
+    for module, extra in plan(args.quick):
+        print(f"\n######## {module} {' '.join(extra)}", flush=True)
+        t0 = time.perf_counter()
+        code = subprocess.run([sys.executable, "-m", module, *common, *extra], cwd=ROOT).returncode
+        print(f"######## {module}: exit {code}, {time.perf_counter() - t0:.0f} s", flush=True)
+        if code:
+            failed.append(module)
+    if args.quick:
+        print(f"\nquick run done in {time.perf_counter() - started:.0f} s; failed: {failed or 'none'}")
+        return 1 if failed else 0
+
+    rows = target_rows(args.threads)
+    lines = ["| measure | measured | target | status | adapters 1.3.0 | note |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['measure']} | {r['shown']} | {r['target']} | {r['status']} | {r['adapters_1_3_0'] or '-'} | "
+              f"{r['note']} |" for r in rows]  # fmt: skip
+    machine = machine_info()
+    header = (f"{machine['date']}, {machine['cpu_model']}, {machine['usable_cores']} cores, {args.threads} torch "
+              f"threads, git {machine['git_commit']}, xlmr-base shape")  # fmt: skip
+    table = "\n".join(lines)
+    print(f"\n== targets ({header}); total {time.perf_counter() - started:.0f} s\n{table}")
+    atomic_write_text(RESULTS_DIR / "summary.md", f"{header}\n\n{table}\n")
+    atomic_write_text(RESULTS_DIR / "summary.json", json.dumps({"machine": machine, "threads": args.threads,
+                                                                "rows": rows, "failed": failed}, indent=2) + "\n")  # fmt: skip
+    print(f"[bench] wrote {(RESULTS_DIR / 'summary.md').relative_to(ROOT)}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
