@@ -32,7 +32,9 @@ import torch
 import transformers
 from transformers import AutoModelForMaskedLM, AutoTokenizer, XLMRobertaConfig
 
-from bench.timing import CpuMeter, Timing, summarize, time_calls, time_interleaved, wait_for_quiet  # noqa: F401 (re-exported)
+from bench.timing import (  # noqa: F401 (re-exported)
+    CpuMeter, Timing, paired_ratio, summarize, time_calls, time_interleaved, wait_for_quiet,
+)  # fmt: skip
 from madx.fileutil import atomic_directory, atomic_write_text
 from madx.tokenizer import train_sentencepiece_tokenizer
 

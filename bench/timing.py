@@ -59,6 +59,15 @@ def time_interleaved(calls: dict[str, tuple[Callable[[], Any], int]]) -> tuple[d
     return {name: summarize(times) for name, times in runs.items()}, last
 
 
+def paired_ratio(numerators: list[float], denominators: list[float]) -> float:
+    """The median of round-by-round ratios of two interleaved series (A1/B1, A2/B2, ...): each pair
+    ran back to back, so load that comes and goes between rounds cancels, which a ratio of the two
+    medians does not do."""
+    ratios = sorted(a / b for a, b in zip(numerators, denominators, strict=True))
+    middle = len(ratios) // 2
+    return ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
+
+
 def summarize(runs: list[float], warmup: int = 0) -> Timing:
     return Timing(statistics.median(runs), min(runs), max(runs), list(runs), warmup)
 
