@@ -58,7 +58,7 @@ def _get(data: dict[str, Any] | None, *keys: str) -> Any:
 
 def target_rows(threads: int, shape: str = "xlmr-base") -> list[dict[str, Any]]:
     """One row per target: measured value, target, status, and where it came from."""
-    ratios, swap = _load("ratios", threads), _load("swap", threads)
+    ratios, swap = _load(f"ratios-{shape}", threads), _load("swap", threads)
     throughput, overhead, drop = _load("throughput", threads), _load("overhead", threads), _load("adapterdrop", threads)
     r = _get(ratios, "results", "shapes", shape) or {}
 

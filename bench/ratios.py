@@ -1,6 +1,6 @@
 """What adapters cost relative to the base model, each ratio measured inside one process run.
 
-    .venv/bin/python -m bench.ratios [--threads 2] [--shapes tiny xlmr-base] [--no-adapterhub] [--profile]
+    .venv/bin/python -m bench.ratios [--threads 2] [--shapes tiny xlmr-base] [--no-adapterhub] [--profile | --profile-only]
 
 Same batch everywhere: 8 UDHR sequences of 128 tokens (no padding), masked once (15 %, seeded).
 (a) Training step: one language-adapter step (MAD-X language preset; MLM loss on the masked
@@ -22,7 +22,8 @@ Same batch everywhere: 8 UDHR sequences of 128 tokens (no padding), masked once 
 (d) The reference library adapters==1.3.0 (its own venv, scripts/adapterhub_env.sh; transformers
     4.57): (a) and (b) on its own stack by `bench/adapterhub_ratios.py`, same model folder, batch,
     thread count and timing code (`bench.timing`).
-`--profile` adds a torch.profiler table of one LA step and one FT step per shape.
+`--profile` adds a torch.profiler table of one LA step and one FT step per shape; `--profile-only`
+does only that. Results: bench/results/ratios.json (both shapes), ratios-<shape>.json (one).
 """
 
 from __future__ import annotations
@@ -419,6 +420,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--no-adapterhub", action="store_true", help="skip the adapters==1.3.0 comparison")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--profile", action="store_true", help="torch.profiler tables of one LA and one FT step")
+    p.add_argument("--profile-only", action="store_true", help="only the profile (written to ratios-profile*.json)")
     p.add_argument("--memory-probe", choices=sorted(STEP_BUILDERS), help=argparse.SUPPRESS)
     p.add_argument("--batch-file", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -427,6 +429,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result = memory_probe(args.memory_probe, args.shapes[0], args.batch_file, PLANS[args.shapes[0]].memory_steps)
         print(RESULT_PREFIX + json.dumps(result), flush=True)
         return result
+
+    suffix = "" if threads == 2 else f"-threads{threads}"
+    if args.profile_only:
+        profiles = {}
+        for shape in args.shapes:
+            base = ensure_base_model(shape)
+            print(f"\n== {shape}: where the time of a training step goes", flush=True)
+            profiles[shape] = profile_steps(base, tensors(make_batch(base, PLANS[shape])))
+        write_results(f"ratios-profile{suffix}", {"threads": threads, "profile": profiles})
+        return profiles
 
     results: dict[str, Any] = {"threads": threads, "quiet_wait_seconds": args.quiet_wait, "targets": TARGETS,
                                "shapes": {}}  # fmt: skip
@@ -437,7 +449,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"   {'shape':10s} {'measure':32s} {'ours':>7s} {'adapters':>9s}  target")
     for shape, measure, ours, hub, target in summary_rows(results):
         print(f"   {shape:10s} {measure:32s} {ours:>7s} {hub:>9s}  {target}")
-    write_results("ratios" if threads == 2 else f"ratios-threads{threads}", results)
+    # one file per set of shapes, so a tiny-only run does not replace the xlmr-base numbers
+    shapes = "" if sorted(args.shapes) == sorted(SHAPES) else "-" + "-".join(args.shapes)
+    write_results(f"ratios{shapes}{suffix}", results)
     return results
 
 
