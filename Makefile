@@ -29,6 +29,6 @@ demo: setup
 test: setup
 	$(PY) -m pytest
 
-# The adapter cost benchmarks (bench/README.md): ~10 min on 2 idle cores. BENCH_ARGS="--threads 1" etc.
+# The adapter cost benchmarks (bench/README.md): ~15 min on 2 idle cores. BENCH_ARGS="--threads 1" etc.
 bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
