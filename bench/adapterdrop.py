@@ -24,7 +24,7 @@ import torch
 from bench.common import (
     ROOT, CpuMeter, ensure_base_model, paired_ratio, parser, set_threads, time_interleaved, wait_for_quiet, write_results,
 )  # fmt: skip
-from bench.ratios import NUM_LABELS, PLANS, make_batch, tensors
+from bench.ratios import PLANS, bare_and_stacked_token_models, make_batch, tensors
 from madx.composition import Stack
 from madx.loading import load_model
 from madx.model import AdapterModel
@@ -38,13 +38,7 @@ def bench_speed(quiet_wait: float) -> dict[str, Any]:
     base = ensure_base_model("xlmr-base")
     batch = tensors(make_batch(base, plan))
     ids, attention = batch["input_ids"], batch["attention_mask"]
-    bare = load_model(base, "token", num_labels=NUM_LABELS).eval()
-    torch.manual_seed(0)
-    am = AdapterModel(load_model(base, "token", num_labels=NUM_LABELS))
-    am.add_adapter("la", "madx_language")
-    am.add_adapter("ta", "madx_task")
-    am.new_token_head({i: f"L{i}" for i in range(NUM_LABELS)})
-    am.model.eval()
+    bare, am = bare_and_stacked_token_models(base)
 
     @torch.inference_mode()
     def forward(model) -> None:

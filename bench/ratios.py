@@ -171,8 +171,9 @@ def bench_training(base: Path, plan: Plan, batch: dict[str, torch.Tensor], quiet
 
 
 # -- (b) forward ---------------------------------------------------------------------------------
-def bench_forward(base: Path, plan: Plan, batch: dict[str, torch.Tensor], quiet_wait: float) -> dict[str, Any]:
-    ids, attention = batch["input_ids"], batch["attention_mask"]
+def bare_and_stacked_token_models(base: Path) -> tuple[torch.nn.Module, AdapterModel]:
+    """The bare token-classification model and a second copy carrying LA `la` (MAD-X language
+    preset) + TA `ta` (MAD-X task preset) and a head, both in eval mode."""
     bare = load_model(base, "token", num_labels=NUM_LABELS).eval()
     torch.manual_seed(0)
     am = AdapterModel(load_model(base, "token", num_labels=NUM_LABELS))
@@ -180,6 +181,12 @@ def bench_forward(base: Path, plan: Plan, batch: dict[str, torch.Tensor], quiet_
     am.add_adapter("ta", "madx_task")
     am.new_token_head({i: f"L{i}" for i in range(NUM_LABELS)})
     am.model.eval()
+    return bare, am
+
+
+def bench_forward(base: Path, plan: Plan, batch: dict[str, torch.Tensor], quiet_wait: float) -> dict[str, Any]:
+    ids, attention = batch["input_ids"], batch["attention_mask"]
+    bare, am = bare_and_stacked_token_models(base)
 
     @torch.inference_mode()
     def forward(model) -> None:

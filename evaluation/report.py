@@ -6,14 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from madx.fileutil import atomic_write_text
+from madx.fileutil import atomic_write, atomic_write_text
 
 SETUP_ORDER = ("madx", "madx-2.0", "en-la", "no-la")
 
@@ -147,15 +145,8 @@ def write_heatmap(rows: list[dict[str, Any]], path: Path, title: str) -> None:
         figure.colorbar(image, ax=ax, fraction=0.046)
     figure.suptitle(title)
     figure.tight_layout()
-    # A name of its own per writer: two pipelines updating one report must not share a temporary file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        figure.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    try:  # a temporary name of its own per writer: two pipelines may update one report
+        atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
     finally:
         plt.close(figure)
 
