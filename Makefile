@@ -21,6 +21,8 @@ $(STAMP): requirements.txt pyproject.toml
 	@# The machine's pip config lists local index folders that do not exist; drop those warnings.
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e . 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	@# One-off: Prefect's local database and the MLflow store template, so the first run does not wait for them.
+	$(VENV)/bin/madx prepare
 	@touch $(STAMP)
 
 demo: setup

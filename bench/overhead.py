@@ -123,6 +123,15 @@ def _wrap_public_methods(ledger: Ledger, cls: type, category: str) -> None:
 
 # -- the child processes -------------------------------------------------------------------------
 def child_flow(pipeline_yaml: Path, process_start: float) -> dict[str, Any]:
+    from madx.cli_pipeline import flow_command
+
+    # As `madx run` does it: Prefect's temporary API server (when no PREFECT_API_URL is set) starts
+    # first, while this process imports the rest; the flow runs under the CLI's progress display.
+    with flow_command() as call_flow:
+        return _timed_flow(call_flow, pipeline_yaml, process_start)
+
+
+def _timed_flow(call_flow, pipeline_yaml: Path, process_start: float) -> dict[str, Any]:
     ledger = Ledger()
     started = time.perf_counter()
     import mlflow  # noqa: F401
@@ -148,7 +157,7 @@ def child_flow(pipeline_yaml: Path, process_start: float) -> dict[str, Any]:
 
     with CpuMeter() as meter:
         call_started = time.perf_counter()
-        summary = pipeline.run_flow(flow, pipeline_yaml)
+        summary = call_flow(flow, pipeline_yaml)
         call_ended = time.perf_counter()
     missed = [f for _, f in DOMAIN_FUNCTIONS if ledger.calls[f"compute:{f}"] == 0]
     if missed:

@@ -6,9 +6,11 @@ and MLflow) are imported only when a command runs, so `madx --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -23,12 +25,31 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Retrain even when an un
 DEFAULT_CONFIG = Path(os.environ.get("MADX_CONFIG", "configs/demo.yaml"))
 
 
-def with_progress(flow_call):
-    """Run a flow call under a live progress display (one bar per training stage)."""
-    from tasks.progress import show_progress
+@contextlib.contextmanager
+def flow_command() -> Iterator[Callable[..., dict]]:
+    """What every flow command runs in: yields `call_flow(flow, config, **parameters)`, which runs
+    the flow under a live progress display (one bar per training stage).
 
-    with show_progress(console):
-        return flow_call()
+    Prefect's temporary API server (when no server is configured) is started first, so that it
+    comes up while this process imports everything else (flows/api_server.py); Prefect is
+    imported only after its settings are known."""
+    from flows.api_server import TemporaryApiServer
+
+    server = TemporaryApiServer.start()
+    quiet_environment()  # imports transformers: the server starts meanwhile
+    if server is not None and not server.adopt():
+        server = None
+
+    def call_flow(flow, config: Path, **parameters) -> dict:
+        from flows.pipeline import run_flow
+        from tasks.progress import show_progress
+
+        if server is not None:
+            server.wait_ready()
+        with show_progress(console):
+            return run_flow(flow, config, **parameters)
+
+    yield call_flow
 
 
 def quiet_environment() -> None:
@@ -80,14 +101,14 @@ def _no_tracebacks_for_user_errors() -> None:
 
 def run(config: ConfigArg, force: ForceOpt = False) -> None:
     """Run the whole pipeline: base model, language adapters, task adapters, zero-shot matrix, report."""
-    quiet_environment()
-    from flows.config import load_pipeline_config
-    from flows.pipeline import madx_pipeline, run_flow
+    with flow_command() as call_flow:
+        from flows.config import load_pipeline_config
+        from flows.pipeline import madx_pipeline
 
-    loaded = load_pipeline_config(config)  # validate before Prefect starts
-    started = time.perf_counter()
-    summary = with_progress(lambda: run_flow(madx_pipeline, config, force=force))
-    print_summary(loaded, summary, time.perf_counter() - started)
+        loaded = load_pipeline_config(config)  # validate before any flow runs
+        started = time.perf_counter()
+        summary = call_flow(madx_pipeline, config, force=force)
+        print_summary(loaded, summary, time.perf_counter() - started)
 
 
 def add_language(
@@ -98,10 +119,6 @@ def add_language(
     force: ForceOpt = False,
 ) -> None:
     """Add one language in one command: train its adapter, evaluate it with every task adapter, update the report."""
-    quiet_environment()
-    from flows.config import load_pipeline_config
-    from flows.pipeline import add_language as add_language_flow
-    from flows.pipeline import run_flow
     from madx.errors import ConfigError
 
     tests = {}
@@ -110,15 +127,19 @@ def add_language(
         if not sep or not task_name or not path:
             raise ConfigError(f"--test takes TASK=PATH, got {item!r}")
         tests[task_name] = path
-    loaded = load_pipeline_config(config)
-    if code not in loaded.languages and corpus is not None:
-        loaded.with_language(code, corpus)  # a bad code or a missing corpus file: said before Prefect starts
-    started = time.perf_counter()
-    summary = with_progress(lambda: run_flow(add_language_flow, config, code=code, corpus=corpus, test=tests, force=force))
-    console.print(f"[bold]language adapter[/] {code}: {summary['adapter']}")
-    for name in summary.get("untested_tasks", []):
-        console.print(f"[yellow]no {code} test set for task {name!r}[/]: pass --test {name}=PATH to score it")
-    print_summary(loaded, summary, time.perf_counter() - started)
+    with flow_command() as call_flow:
+        from flows.config import load_pipeline_config
+        from flows.pipeline import add_language as add_language_flow
+
+        loaded = load_pipeline_config(config)
+        if code not in loaded.languages and corpus is not None:
+            loaded.with_language(code, corpus)  # a bad code or a missing corpus file: said before any flow runs
+        started = time.perf_counter()
+        summary = call_flow(add_language_flow, config, code=code, corpus=corpus, test=tests, force=force)
+        console.print(f"[bold]language adapter[/] {code}: {summary['adapter']}")
+        for name in summary.get("untested_tasks", []):
+            console.print(f"[yellow]no {code} test set for task {name!r}[/]: pass --test {name}=PATH to score it")
+        print_summary(loaded, summary, time.perf_counter() - started)
 
 
 def train_language(
@@ -127,13 +148,13 @@ def train_language(
     force: ForceOpt = False,
 ) -> None:
     """Train one configured language's adapter (reused when nothing changed)."""
-    quiet_environment()
-    from flows.config import load_pipeline_config
-    from flows.pipeline import run_flow, train_language_adapter
+    with flow_command() as call_flow:
+        from flows.config import load_pipeline_config
+        from flows.pipeline import train_language_adapter
 
-    load_pipeline_config(config).require_language(language)  # say so before Prefect starts
-    summary = with_progress(lambda: run_flow(train_language_adapter, config, language=language, force=force))
-    _print_adapter(summary, f"language adapter {language}")
+        load_pipeline_config(config).require_language(language)  # say so before any flow runs
+        summary = call_flow(train_language_adapter, config, language=language, force=force)
+        _print_adapter(summary, f"language adapter {language}")
 
 
 def train_task(
@@ -142,13 +163,13 @@ def train_task(
     force: ForceOpt = False,
 ) -> None:
     """Train one task adapter on the source language (its language adapter first, if needed)."""
-    quiet_environment()
-    from flows.config import load_pipeline_config
-    from flows.pipeline import run_flow, train_task_adapter
+    with flow_command() as call_flow:
+        from flows.config import load_pipeline_config
+        from flows.pipeline import train_task_adapter
 
-    load_pipeline_config(config).require_task(task_name)
-    summary = with_progress(lambda: run_flow(train_task_adapter, config, task_name=task_name, force=force))
-    _print_adapter(summary, f"task adapter {task_name}")
+        load_pipeline_config(config).require_task(task_name)
+        summary = call_flow(train_task_adapter, config, task_name=task_name, force=force)
+        _print_adapter(summary, f"task adapter {task_name}")
 
 
 def evaluate(
@@ -156,14 +177,14 @@ def evaluate(
     language: Annotated[list[str] | None, typer.Option(help="Only these target languages (repeatable).")] = None,
 ) -> None:
     """Score the zero-shot matrix (madx / en-la / no-la ...) and rewrite the report."""
-    quiet_environment()
-    from flows.config import load_pipeline_config
-    from flows.pipeline import evaluate_zero_shot, run_flow
+    with flow_command() as call_flow:
+        from flows.config import load_pipeline_config
+        from flows.pipeline import evaluate_zero_shot
 
-    loaded = load_pipeline_config(config)
-    started = time.perf_counter()
-    summary = with_progress(lambda: run_flow(evaluate_zero_shot, config, languages=language or None))
-    print_summary(loaded, summary, time.perf_counter() - started)
+        loaded = load_pipeline_config(config)
+        started = time.perf_counter()
+        summary = call_flow(evaluate_zero_shot, config, languages=language or None)
+        print_summary(loaded, summary, time.perf_counter() - started)
 
 
 def results(
@@ -197,6 +218,23 @@ def demo(
     run(config, force=force)
 
 
+def prepare() -> None:
+    """One-off: create Prefect's local database and the MLflow store template now (~10 s), so the
+    first pipeline run does not wait for them. `make setup` runs it; again, it only checks them."""
+    from flows.api_server import prepare as prepare_prefect
+    from tasks.tracking import prepare_store_template
+
+    started = time.perf_counter()
+    database = prepare_prefect()
+    if database is None:
+        console.print("Prefect: a server is configured (PREFECT_API_URL), nothing to prepare")
+    else:
+        console.print(f"Prefect: local database ready ({database})")
+    template, made = prepare_store_template()
+    console.print(f"MLflow: store template {'created' if made else 'ready'} ({template})")
+    console.print(f"prepared in {time.perf_counter() - started:.1f} s")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(run)
     app.command("add-language")(add_language)
@@ -205,6 +243,7 @@ def register(app: typer.Typer) -> None:
     app.command()(evaluate)
     app.command()(results)
     app.command()(demo)
+    app.command()(prepare)
 
 
 # -- output --------------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
+import sqlite3
 import time
 import traceback
 from collections.abc import Iterator, Mapping
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from madx.errors import MadxError, redact_credentials
-from madx.fileutil import process_alive, sha256_of_directory
+from madx.fileutil import atomic_write, process_alive, sha256_of_directory
 
 KIND = "madx.kind"
 LANGUAGE = "madx.language"
@@ -61,11 +63,19 @@ class TrackingUnavailable(MadxError):
     """The tracking store cannot be reached or opened. May pass by itself: stages retry it."""
 
 
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a local SQLite store URI; None for any other store."""
+    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
+        return None
+    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
+
+
 @contextlib.contextmanager
 def _store_lock(uri: str) -> Iterator[None]:
     """An exclusive lock beside a local SQLite store (`<file>.lock`) while it is opened, created or
     migrated, and its experiment created; nothing for any other store."""
-    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
+    database = _sqlite_file(uri)
+    if database is None:
         yield
         return
     try:
@@ -73,7 +83,7 @@ def _store_lock(uri: str) -> Iterator[None]:
     except ImportError:  # not POSIX: no lock
         yield
         return
-    lock_path = Path(uri[len("sqlite:///"):].split("?", 1)[0] + ".lock")
+    lock_path = Path(f"{database}.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -81,6 +91,87 @@ def _store_lock(uri: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _open_store(uri: str, client_class):
+    """An MlflowClient on `uri`. A new local SQLite store starts as a copy of an empty store at the
+    current schema: MLflow would otherwise create it by running its schema migrations one by one
+    (3-4 s on 2 cores, paid by every new output folder and by a first `make demo`); the copy takes
+    milliseconds. The first store made the slow way becomes that template (store_template)."""
+    database = _sqlite_file(uri)
+    if database is None or database.exists():
+        return client_class(tracking_uri=uri)
+    template = store_template()
+    if _usable_template(template):
+        with contextlib.suppress(OSError):
+            atomic_write(database, lambda tmp: shutil.copyfile(template, tmp))
+        if database.exists():
+            try:
+                return client_class(tracking_uri=uri)
+            except Exception:
+                template.unlink(missing_ok=True)  # the next new store is made the slow way
+                raise
+    client = client_class(tracking_uri=uri)  # creates the store: every migration
+    with contextlib.suppress(OSError, sqlite3.Error):  # only a cache: a read-only home just stays slow
+        _save_template(database, template)
+    return client
+
+
+def store_template() -> Path:
+    """Where the empty-store template for this MLflow version lives: $MADX_CACHE_DIR, else
+    $XDG_CACHE_HOME/madx, else ~/.cache/madx."""
+    import mlflow
+
+    cache = os.environ.get("MADX_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "madx"
+    return Path(cache) / f"mlflow-{mlflow.__version__}-empty-store.db"
+
+
+def prepare_store_template() -> tuple[Path, bool]:
+    """Make the empty-store template now, if there is none (`madx prepare`); returns its path and
+    whether it had to be made."""
+    import tempfile
+
+    from mlflow.tracking import MlflowClient
+
+    template = store_template()
+    if template.is_file():
+        return template, False
+    with tempfile.TemporaryDirectory(prefix="madx-store-") as scratch:
+        _open_store(f"sqlite:///{Path(scratch) / 'mlflow.db'}", MlflowClient)
+    if not template.is_file():
+        raise MadxError(f"could not write the MLflow store template {template}: is its folder writable?")
+    return template, True
+
+
+def _usable_template(template: Path) -> bool:
+    """Whether `template` is an intact SQLite store with a schema version; a damaged one is deleted
+    (checked here, before MLflow opens a copy: its engine, cached per URI, would keep the bad file)."""
+    if not template.is_file():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{template}?mode=ro", uri=True)) as db:
+            intact = db.execute("PRAGMA quick_check").fetchone() == ("ok",)
+            intact = intact and len(db.execute("SELECT version_num FROM alembic_version").fetchall()) == 1
+    except sqlite3.Error:
+        intact = False
+    if not intact:
+        with contextlib.suppress(OSError):
+            template.unlink()
+    return intact
+
+
+def _save_template(database: Path, template: Path) -> None:
+    """Copy a store MLflow has just created, less its default experiment (whose artifact location
+    names the folder it was made in; MLflow makes a new one when it opens the copy)."""
+
+    def write(tmp: Path) -> None:
+        with contextlib.closing(sqlite3.connect(database)) as source, contextlib.closing(sqlite3.connect(tmp)) as copy:
+            source.backup(copy)  # consistent even if another connection writes meanwhile
+            with copy:
+                copy.execute("DELETE FROM experiment_tags WHERE experiment_id = 0")
+                copy.execute("DELETE FROM experiments WHERE experiment_id = 0")
+
+    atomic_write(template, write)
 
 
 @dataclass(frozen=True)
@@ -100,7 +191,7 @@ class Tracker:
         self.target = target
         try:
             with _store_lock(target.uri):
-                self.client = MlflowClient(tracking_uri=target.uri)  # opens (creates, migrates) the store
+                self.client = _open_store(target.uri, MlflowClient)
                 self.experiment_id = self._experiment_id()
         except Exception as error:  # noqa: BLE001 - whatever the store raised, said once, without credentials
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 # Never let a test wait on a network: hub lookups fail at once instead of retrying.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -11,6 +12,8 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# The MLflow store template (tasks/tracking.py) of this session, not the user's ~/.cache/madx.
+os.environ.setdefault("MADX_CACHE_DIR", tempfile.mkdtemp(prefix="madx-test-cache-"))
 
 import pytest
 import torch

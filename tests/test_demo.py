@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +68,15 @@ def test_fast_demo_runs_end_to_end(demo_run, fast_config):
         for name in names:
             assert (out / "adapters" / kind / name / "adapter.safetensors").is_file()
     assert (out / "base_model" / "model.safetensors").is_file() and (out / "mlflow.db").is_file()
+
+
+def test_the_runs_prefect_server_is_gone_when_it_returns(demo_run):
+    """No PREFECT_API_URL here: `madx run` started Prefect's temporary API server itself (its flow
+    run links name the port) and stopped it before exiting."""
+    ports = {int(port) for port in re.findall(r"http://127\.0\.0\.1:(\d+)/runs/", demo_run.stdout + demo_run.stderr)}
+    assert len(ports) == 1, ports
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", ports.pop())) != 0
 
 
 def test_add_language_in_one_command_appears_in_the_comparison(demo_run, fast_config):
