@@ -33,7 +33,7 @@ SPEED_KS = (0, 3, 6, 9, 12)
 SPEED_ROUNDS = 5  # each round: bare + 5 values of k, ~1.3 s each on 2 idle cores
 
 
-def bench_speed(quiet_wait: float) -> dict[str, Any]:
+def bench_speed(quiet_wait: float, rounds: int = SPEED_ROUNDS) -> dict[str, Any]:
     plan = PLANS["xlmr-base"]
     base = ensure_base_model("xlmr-base")
     batch = tensors(make_batch(base, plan))
@@ -51,8 +51,8 @@ def bench_speed(quiet_wait: float) -> dict[str, Any]:
 
         return call
 
-    calls = {"bare": (lambda: forward(bare), SPEED_ROUNDS)}
-    calls.update({f"k={k}": (dropped(k), SPEED_ROUNDS) for k in SPEED_KS})
+    calls = {"bare": (lambda: forward(bare), rounds)}
+    calls.update({f"k={k}": (dropped(k), rounds) for k in SPEED_KS})
     wait_for_quiet(quiet_wait)
     for fn, _ in calls.values():
         fn()  # untimed
@@ -112,13 +112,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--demo-run", type=Path, default=ROOT / "runs" / "demo", help="a trained demo pipeline (read only)")
     p.add_argument("--no-speed", action="store_true", help="skip the xlmr-base speed part")
+    p.add_argument("--rounds", type=int, default=SPEED_ROUNDS, help=f"interleaved speed rounds (default {SPEED_ROUNDS})")
     args = p.parse_args(argv)
     threads = set_threads(args.threads)
     results: dict[str, Any] = {"threads": threads}
     if not args.no_speed:
         print(f"== AdapterDrop speed, xlmr-base shape: Stack(LA, TA) with the first k layers' adapters skipped, "
-              f"{SPEED_ROUNDS} interleaved rounds", flush=True)  # fmt: skip
-        s = results["speed"] = bench_speed(args.quiet_wait)
+              f"{args.rounds} interleaved rounds", flush=True)  # fmt: skip
+        s = results["speed"] = bench_speed(args.quiet_wait, args.rounds)
         print(f"   bare base          {s['bare_seconds']:.4f} s")
         for row in s["rows"]:
             print(f"   k={row['k']:<2d} skipped layers {row['seconds']['median']:.4f} s   / bare {row['over_bare']:.3f}   "

@@ -1,8 +1,8 @@
 """How much of the demo pipeline's wall time goes to orchestration (Prefect) and tracking (MLflow).
 
-    .venv/bin/python -m bench.overhead [--config configs/demo-fast.yaml] [--plain]
+    .venv/bin/python -m bench.overhead [--config configs/demo.yaml] [--modes ...] [--plain]
 
-The pipeline of `--config` (default: the fast demo) runs once through the real flow
+The pipeline of `--config` (default: the demo, what `make demo` runs) runs once through the real flow
 (`flows.pipeline.run_flow(madx_pipeline, ...)`) in a fresh process, on a copy of the config with a
 fresh output folder (so every stage really trains) and a sequential runner (threads, max_workers
 1: stages never overlap, so their times add up). Inside that process every call is timed:
@@ -19,15 +19,19 @@ a longer pipeline does not pay more of: the two imports, the flow call's time be
 (mostly starting the temporary API server) and opening the MLflow store (MLflow caches it per URI;
 the first open of a fresh output folder creates and migrates the SQLite database).
 
-Two modes (`--modes`, default both, each a fresh process and output folder):
-  temporary-server  no PREFECT_API_URL: the flow starts Prefect's temporary local API server and
-                    waits for it (what `make demo` does);
+Three modes (`--modes`, default temporary-server; each a fresh process and output folder):
+  temporary-server  what `make demo` does: no PREFECT_API_URL, so the CLI starts Prefect's temporary
+                    API server (first thing, in a child process: flows/api_server.py) and the flow
+                    waits for it if it is not up yet; Prefect's database and the MLflow store
+                    template exist (`madx prepare`, which `make setup` runs, is run untimed first);
+  first-run         the same on a machine where nothing was prepared: a new Prefect home (the
+                    server migrates its database) and no MLflow store template;
   running-server    a Prefect server started beforehand as `madx server` starts one (loopback, no
                     UI; its start is not timed) and PREFECT_API_URL pointing at it.
-Prefect's home is `.cache/bench/prefect-home` (its database persists between bench runs, like a
-user's ~/.prefect). Torch threads are what the flow picks (cores // max_workers), so `--threads`
-does not apply here. Results: bench/results/overhead.json for the fast demo,
-overhead-<config name>.json for another config.
+Prefect's home is `.cache/bench/prefect-home` and the MLflow template `.cache/bench/madx-cache`
+(both persist between bench runs, like a user's ~/.prefect and ~/.cache/madx). Torch threads are
+what the flow picks (cores // max_workers), so `--threads` does not apply here. Results:
+bench/results/overhead.json for the demo, overhead-<config name>.json for another config.
 
 `--plain` also runs the same stages as plain function calls (no Prefect, no MLflow) in another
 fresh process, as a cross-check: its wall time should be close to `compute` (any gap is
@@ -58,7 +62,7 @@ import yaml
 from bench.common import ROOT, CACHE_DIR, CpuMeter, parser, wait_for_quiet, write_results
 
 RESULT_PREFIX = "BENCH_RESULT "
-DEFAULT_CONFIG = ROOT / "configs" / "demo-fast.yaml"
+DEFAULT_CONFIG = ROOT / "configs" / "demo.yaml"
 TARGET = 0.05
 # Where the stages' work is done: (module, function). The stages import them at call time, so
 # replacing the module attribute reaches every call; a function never called is reported.
@@ -249,6 +253,7 @@ def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
     env.update({
         "PREFECT_HOME": str(CACHE_DIR / "prefect-home"),
+        "MADX_CACHE_DIR": str(CACHE_DIR / "madx-cache"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",  # a busy 2-core machine nears the 20 s default
         "DO_NOT_TRACK": "1",
@@ -259,10 +264,13 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def run_child(kind: str, config_path: Path, quiet_wait: float, api_url: str | None = None) -> dict[str, Any]:
+def run_child(kind: str, config_path: Path, quiet_wait: float, api_url: str | None = None,
+              first_run: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"bench-overhead-{kind}-") as tmp:
         pipeline_yaml = bench_copy(config_path, Path(tmp))
         env = child_env() if api_url is None else {**child_env(), "PREFECT_API_URL": api_url}
+        if first_run:  # nothing prepared: a new Prefect database, no MLflow store template
+            env.update({"PREFECT_HOME": str(Path(tmp) / "prefect-home"), "MADX_CACHE_DIR": str(Path(tmp) / "cache")})
         wait_for_quiet(quiet_wait)
         command = [sys.executable, "-m", "bench.overhead", "--child", kind, "--pipeline", str(pipeline_yaml)]
         started = time.perf_counter()
@@ -340,16 +348,27 @@ def print_mode(r: dict[str, Any]) -> None:
 
 
 MODES = {
-    "temporary-server": "no PREFECT_API_URL: the flow starts Prefect's temporary local API server (what `make demo` does)",
+    "temporary-server": "what `make demo` does: no PREFECT_API_URL, the CLI starts Prefect's temporary API server "
+                        "(prepared: Prefect's database and the MLflow store template exist)",
+    "first-run": "the same on a machine nothing was prepared on (a new Prefect database, no MLflow store template)",
     "running-server": "PREFECT_API_URL of a Prefect server started beforehand, as `madx server` runs one (not timed)",
 }
 
 
+def prepare() -> None:
+    """`madx prepare` (what `make setup` runs), untimed, in the bench's Prefect home and cache."""
+    command = [sys.executable, "-m", "madx.cli", "prepare"]
+    result = subprocess.run(command, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"madx prepare failed (exit {result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="pipeline YAML (default: configs/demo-fast.yaml)")
-    p.add_argument("--modes", nargs="+", choices=sorted(MODES), default=list(MODES),
-                   help="temporary-server (what make demo does) and/or running-server (as with madx server)")  # fmt: skip
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="pipeline YAML (default: configs/demo.yaml)")
+    p.add_argument("--modes", nargs="+", choices=list(MODES), default=["temporary-server"],
+                   help="temporary-server (what make demo does; the default), first-run (the same, nothing prepared), "
+                        "running-server (as with madx server)")  # fmt: skip
     p.add_argument("--plain", action="store_true", help="also run the stages as plain calls (a cross-check)")
     p.add_argument("--child", choices=("flow", "plain"), help=argparse.SUPPRESS)
     p.add_argument("--pipeline", type=Path, help=argparse.SUPPRESS)
@@ -371,7 +390,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             with prefect_server() as api:
                 r = summarize_flow(run_child("flow", config_path, args.quiet_wait, api_url=api))
         else:
-            r = summarize_flow(run_child("flow", config_path, args.quiet_wait))
+            if mode == "temporary-server":
+                prepare()
+            r = summarize_flow(run_child("flow", config_path, args.quiet_wait, first_run=mode == "first-run"))
         results["modes"][mode] = {"how": MODES[mode], **r}
         print_mode(r)
     if args.plain:

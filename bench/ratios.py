@@ -343,7 +343,8 @@ def profile_steps(base: Path, batch: dict[str, torch.Tensor], rows: int = 15) ->
 
 # -- driver --------------------------------------------------------------------------------------
 def run_shape(shape: str, threads: int, args) -> dict[str, Any]:
-    plan = PLANS[shape]
+    plan = dataclasses.replace(PLANS[shape], **{name: value for name in ("step_rounds", "forward_rounds")
+                                                if (value := getattr(args, name)) is not None})  # fmt: skip
     base = ensure_base_model(shape)
     batch_lists = make_batch(base, plan)
     batch = tensors(batch_lists)
@@ -426,6 +427,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=["tiny", "xlmr-base"])
     p.add_argument("--no-adapterhub", action="store_true", help="skip the adapters==1.3.0 comparison")
+    p.add_argument("--step-rounds", type=int, help="interleaved LA/FT step rounds (default: the shape's, 3 for xlmr-base)")
+    p.add_argument("--forward-rounds", type=int, help="interleaved forward rounds (default: the shape's, 15 for xlmr-base)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--profile", action="store_true", help="torch.profiler tables of one LA and one FT step")
     p.add_argument("--profile-only", action="store_true", help="only the profile (written to ratios-profile*.json)")

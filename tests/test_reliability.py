@@ -455,7 +455,7 @@ def test_two_language_pipelines_at_once_on_one_store_and_output_folder(tmp_path,
     """Two `madx train-language` processes (en and sw) on one config: one output folder and one
     SQLite tracking store, created by whichever comes first (no store exists before)."""
     config = write_pipeline(tmp_path, tiny_base_dir, toy_ner, ("en", "sw"),
-                            edit=lambda data: data["language_adapter"].update(steps=60, eval_every=60, log_every=10))
+                            edit=lambda data: data["language_adapter"].update(steps=400, eval_every=400, log_every=50))
     out = tmp_path / "out"
     assert not out.exists()
     processes = {}
