@@ -45,13 +45,18 @@ def time_calls(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> Timing:
 
 
 def time_interleaved(calls: dict[str, tuple[Callable[[], Any], int]]) -> tuple[dict[str, Timing], dict[str, Any]]:
-    """Time several calls in rounds (A, B, C, A, B, C, ...): load from other processes that comes and
-    goes then hits every variant alike, so their ratio stays meaningful on a shared machine.
-    `calls` maps a name to (function, repeats); returns each name's Timing and its last result."""
+    """Time several calls in rounds (A, B, C, then B, C, A, then C, A, B, ...): load from other
+    processes that comes and goes then hits every variant alike, so their ratio stays meaningful on
+    a shared machine, and the order rotates so that no variant always runs first (or always right
+    after another one, whose memory traffic it may inherit). `calls` maps a name to (function,
+    repeats); returns each name's Timing and its last result."""
     runs: dict[str, list[float]] = {name: [] for name in calls}
     last: dict[str, Any] = {}
+    names = list(calls)
     for round_ in range(max(repeats for _, repeats in calls.values())):
-        for name, (fn, repeats) in calls.items():
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn, repeats = calls[name]
             if round_ < repeats:
                 started = time.perf_counter()
                 last[name] = fn()
