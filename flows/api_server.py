@@ -33,6 +33,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from madx.errors import MadxError, redact_credentials
 
@@ -49,8 +50,9 @@ class TemporaryApiServer:
 
     @classmethod
     def start(cls) -> TemporaryApiServer | None:
-        """Start one unless PREFECT_API_URL is set in the environment (then Prefect uses that)."""
-        if os.environ.get("PREFECT_API_URL"):
+        """Start one unless PREFECT_API_URL is set in the environment (then Prefect uses that).
+        Not on Windows (no passing of sockets to a child): there Prefect starts its own, as before."""
+        if os.environ.get("PREFECT_API_URL") or os.name == "nt":
             return None
         listener = socket.create_server(("127.0.0.1", 0), backlog=128)
         log = tempfile.TemporaryFile()  # the child's stderr, shown if it fails to start
@@ -92,9 +94,10 @@ class TemporaryApiServer:
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > deadline:
+                message = (f"Prefect's temporary API server did not answer on {self.api_url} within "
+                           f"{timeout:.0f} s: {self._log_tail()}")
                 self.stop()
-                raise MadxError(f"Prefect's temporary API server did not answer on {self.api_url} within "
-                                f"{timeout:.0f} s: {self._log_tail()}")
+                raise MadxError(message)
             time.sleep(0.1)
 
     def stop(self) -> None:
@@ -110,10 +113,10 @@ class TemporaryApiServer:
         self.process.stdout.close()
         self._log.close()
 
-    def _log_tail(self, limit: int = 2000) -> str:
+    def _log_tail(self, lines: int = 8) -> str:
         self._log.seek(0)
         text = self._log.read().decode(errors="replace").strip()
-        return text[-limit:] or "(no output)"
+        return "\n".join(text.splitlines()[-lines:]) or "(no output)"
 
 
 def prepare() -> str | None:
@@ -142,6 +145,8 @@ def _serve(fd: int, parent: int) -> int:
     print(SERVE if wanted else NOT_NEEDED, flush=True)
     if not wanted:
         return 0
+    # Prefect makes its home folder (and the database in it) but not the folders above it.
+    Path(settings.home).expanduser().mkdir(parents=True, exist_ok=True)
     os.dup2(2, 1)  # nothing more goes to the verdict pipe, which nobody reads from now on
     _stop_with(parent)
 

@@ -142,6 +142,16 @@ def test_a_server_that_cannot_start_says_why(tmp_path, monkeypatch, no_api_url):
     server.stop()
 
 
+def test_a_server_that_does_not_answer_in_time_is_stopped_with_a_clear_error(no_api_url):
+    from flows.api_server import TemporaryApiServer
+
+    server = TemporaryApiServer.start()
+    assert server.adopt()
+    with pytest.raises(MadxError, match=r"did not answer on http://127\.0\.0\.1:\d+/api within 0 s"):
+        server.wait_ready(timeout=0.1)  # it needs seconds to import Prefect's server
+    assert server.process.returncode is not None and not _port_open(server.port)
+
+
 def test_the_server_stops_when_the_process_that_started_it_is_killed(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(textwrap.dedent("""
