@@ -32,7 +32,8 @@ def flow_command() -> Iterator[Callable[..., dict]]:
 
     Prefect's temporary API server (when no server is configured) is started first, so that it
     comes up while this process imports everything else (flows/api_server.py); Prefect is
-    imported only after its settings are known."""
+    imported only after its settings are known. The server stops when the process exits, after
+    Prefect has sent it its last logs."""
     from flows.api_server import TemporaryApiServer
 
     server = TemporaryApiServer.start()

@@ -149,7 +149,7 @@ def _usable_template(template: Path) -> bool:
     if not template.is_file():
         return False
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{template}?mode=ro", uri=True)) as db:
+        with contextlib.closing(sqlite3.connect(f"{template.resolve().as_uri()}?mode=ro", uri=True)) as db:
             intact = db.execute("PRAGMA quick_check").fetchone() == ("ok",)
             intact = intact and len(db.execute("SELECT version_num FROM alembic_version").fetchall()) == 1
     except sqlite3.Error:
