@@ -31,6 +31,6 @@ demo: setup
 test: setup
 	$(PY) -m pytest
 
-# The adapter cost benchmarks (bench/README.md): ~15 min on 2 idle cores. BENCH_ARGS="--threads 1" etc.
+# The adapter cost benchmarks (bench/README.md): every target, ~13 min on 2 idle cores. BENCH_ARGS="--full", "--threads 1" etc.
 bench: setup
 	$(PY) -m bench $(BENCH_ARGS)

@@ -141,7 +141,9 @@ def predict_padded_to_max(model, encoded, pad_token_id: int, batch_size: int, ma
 def bench_evaluation(base: Path, plan: Plan, quiet_wait: float) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     label_set = LabelSet.from_sentences(load_labeled(LabeledSource(format="conll", path=str(NER_TRAIN))))
-    corpus = load_labeled(LabeledSource(format="conll", path=str(NER_TEST)))[: plan.eval_rows]
+    corpus = load_labeled(LabeledSource(format="conll", path=str(NER_TEST)))
+    if plan.eval_rows is not None:  # the first N sentences, still a TaggedCorpus (scoring needs its tags)
+        corpus = dataclasses.replace(corpus, sentences=corpus.sentences[: plan.eval_rows])
     torch.manual_seed(0)
     am = AdapterModel(AutoModelForTokenClassification.from_pretrained(str(base), num_labels=len(label_set)))
     am.add_adapter("de", "madx_language")
