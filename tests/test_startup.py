@@ -187,3 +187,19 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def test_madx_prepare_makes_both_one_off_databases(tmp_path):
+    """What `make setup` runs: Prefect's database (under a PREFECT_HOME whose parents do not exist
+    yet) and the MLflow store template; a second run finds both ready."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
+    env.update(PREFECT_HOME=str(tmp_path / "new" / "prefect-home"), MADX_CACHE_DIR=str(tmp_path / "cache"))
+    madx = [str(Path(sys.executable).with_name("madx")), "prepare"]
+    first = subprocess.run(madx, capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert (tmp_path / "new" / "prefect-home" / "prefect.db").is_file()
+    assert "Prefect: local database ready" in first.stdout and "MLflow: store template created" in first.stdout
+    with sqlite3.connect(tmp_path / "cache" / store_template().name) as db:
+        assert db.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
+    again = subprocess.run(madx, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0 and "MLflow: store template ready" in again.stdout, again.stdout + again.stderr
