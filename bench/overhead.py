@@ -2,8 +2,8 @@
 
     .venv/bin/python -m bench.overhead [--config configs/demo.yaml] [--modes ...] [--plain]
 
-The pipeline of `--config` (default: the demo, what `make demo` runs) runs once through the real flow
-(`flows.pipeline.run_flow(madx_pipeline, ...)`) in a fresh process, on a copy of the config with a
+The pipeline of `--config` (default: the demo, what `make demo` runs) runs once through the real flow,
+called the way `madx run` calls it (`madx.cli_pipeline.flow_command`), in a fresh process, on a copy of the config with a
 fresh output folder (so every stage really trains) and a sequential runner (threads, max_workers
 1: stages never overlap, so their times add up). Inside that process every call is timed:
   compute     the domain functions the stages call (build_base_model, train_language_adapter,
@@ -16,7 +16,7 @@ fresh output folder (so every stage really trains) and a sequential runner (thre
 Overhead = (mlflow + prefect) / total, total = the process's wall time from its start to the
 flow's return (interpreter start and torch/transformers imports included). `startup` is the part
 a longer pipeline does not pay more of: the two imports, the flow call's time before its body runs
-(mostly starting the temporary API server) and opening the MLflow store (MLflow caches it per URI;
+(waiting for the temporary API server if it is not up yet, creating the flow run) and opening the MLflow store (MLflow caches it per URI;
 the first open of a fresh output folder creates and migrates the SQLite database).
 
 Three modes (`--modes`, default temporary-server; each a fresh process and output folder):
@@ -131,11 +131,7 @@ def child_flow(pipeline_yaml: Path, process_start: float) -> dict[str, Any]:
 
     # As `madx run` does it: Prefect's temporary API server (when no PREFECT_API_URL is set) starts
     # first, while this process imports the rest; the flow runs under the CLI's progress display.
-    with flow_command() as call_flow:
-        return _timed_flow(call_flow, pipeline_yaml, process_start)
-
-
-def _timed_flow(call_flow, pipeline_yaml: Path, process_start: float) -> dict[str, Any]:
+    call_flow = flow_command()
     ledger = Ledger()
     started = time.perf_counter()
     import mlflow  # noqa: F401

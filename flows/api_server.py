@@ -38,7 +38,7 @@ from pathlib import Path
 from madx.errors import MadxError, redact_credentials
 
 SERVE, NOT_NEEDED = "serve", "not-needed"
-STARTUP_TIMEOUT_S = 180.0  # a first start migrates a new database: tens of seconds on a busy machine
+STARTUP_TIMEOUT_S = 180.0  # a first Prefect start migrates a new database: tens of seconds on a busy machine
 
 
 class TemporaryApiServer:
@@ -82,23 +82,16 @@ class TemporaryApiServer:
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
         """Return once the server answers its health check; a clear error if it dies or never does."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise MadxError(f"Prefect's temporary API server exited with code {self.process.returncode} "
-                                f"before it served: {self._log_tail()}")
-            try:  # the socket listens from the start: a request waits until the server accepts it
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                message = (f"Prefect's temporary API server did not answer on {self.api_url} within "
-                           f"{timeout:.0f} s: {self._log_tail()}")
-                self.stop()
-                raise MadxError(message)
-            time.sleep(0.1)
+        try:  # the socket listens from the start: a request waits until the server accepts it
+            served = wait_healthy(self.process, f"{self.api_url}/health", timeout)
+        except MadxError:
+            message = (f"Prefect's temporary API server did not answer on {self.api_url} within "
+                       f"{timeout:.0f} s: {self._log_tail()}")
+            self.stop()
+            raise MadxError(message) from None
+        if not served:
+            raise MadxError(f"Prefect's temporary API server exited with code {self.process.returncode} "
+                            f"before it served: {self._log_tail()}")
 
     def stop(self) -> None:
         if self._log.closed:
@@ -117,6 +110,22 @@ class TemporaryApiServer:
         self._log.seek(0)
         text = self._log.read().decode(errors="replace").strip()
         return "\n".join(text.splitlines()[-lines:]) or "(no output)"
+
+
+def wait_healthy(process: subprocess.Popen, url: str, timeout: float = STARTUP_TIMEOUT_S) -> bool:
+    """True once `url` answers 200; False if `process` exits first. Raises MadxError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise MadxError(f"{url} did not answer within {timeout:.0f} s")
+        time.sleep(0.1)
+    return False
 
 
 def prepare() -> str | None:

@@ -6,11 +6,10 @@ and MLflow) are imported only when a command runs, so `madx --help` stays fast.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -25,10 +24,9 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Retrain even when an un
 DEFAULT_CONFIG = Path(os.environ.get("MADX_CONFIG", "configs/demo.yaml"))
 
 
-@contextlib.contextmanager
-def flow_command() -> Iterator[Callable[..., dict]]:
-    """What every flow command runs in: yields `call_flow(flow, config, **parameters)`, which runs
-    the flow under a live progress display (one bar per training stage).
+def flow_command() -> Callable[..., dict]:
+    """The first step of every flow command: returns `call_flow(flow, config, **parameters)`, which
+    runs the flow under a live progress display (one bar per training stage).
 
     Prefect's temporary API server (when no server is configured) is started first, so that it
     comes up while this process imports everything else (flows/api_server.py); Prefect is
@@ -50,7 +48,7 @@ def flow_command() -> Iterator[Callable[..., dict]]:
         with show_progress(console):
             return run_flow(flow, config, **parameters)
 
-    yield call_flow
+    return call_flow
 
 
 def quiet_environment() -> None:
@@ -102,14 +100,14 @@ def _no_tracebacks_for_user_errors() -> None:
 
 def run(config: ConfigArg, force: ForceOpt = False) -> None:
     """Run the whole pipeline: base model, language adapters, task adapters, zero-shot matrix, report."""
-    with flow_command() as call_flow:
-        from flows.config import load_pipeline_config
-        from flows.pipeline import madx_pipeline
+    call_flow = flow_command()
+    from flows.config import load_pipeline_config
+    from flows.pipeline import madx_pipeline
 
-        loaded = load_pipeline_config(config)  # validate before any flow runs
-        started = time.perf_counter()
-        summary = call_flow(madx_pipeline, config, force=force)
-        print_summary(loaded, summary, time.perf_counter() - started)
+    loaded = load_pipeline_config(config)  # validate before any flow runs
+    started = time.perf_counter()
+    summary = call_flow(madx_pipeline, config, force=force)
+    print_summary(loaded, summary, time.perf_counter() - started)
 
 
 def add_language(
@@ -128,19 +126,19 @@ def add_language(
         if not sep or not task_name or not path:
             raise ConfigError(f"--test takes TASK=PATH, got {item!r}")
         tests[task_name] = path
-    with flow_command() as call_flow:
-        from flows.config import load_pipeline_config
-        from flows.pipeline import add_language as add_language_flow
+    call_flow = flow_command()
+    from flows.config import load_pipeline_config
+    from flows.pipeline import add_language as add_language_flow
 
-        loaded = load_pipeline_config(config)
-        if code not in loaded.languages and corpus is not None:
-            loaded.with_language(code, corpus)  # a bad code or a missing corpus file: said before any flow runs
-        started = time.perf_counter()
-        summary = call_flow(add_language_flow, config, code=code, corpus=corpus, test=tests, force=force)
-        console.print(f"[bold]language adapter[/] {code}: {summary['adapter']}")
-        for name in summary.get("untested_tasks", []):
-            console.print(f"[yellow]no {code} test set for task {name!r}[/]: pass --test {name}=PATH to score it")
-        print_summary(loaded, summary, time.perf_counter() - started)
+    loaded = load_pipeline_config(config)
+    if code not in loaded.languages and corpus is not None:
+        loaded.with_language(code, corpus)  # a bad code or a missing corpus file: said before any flow runs
+    started = time.perf_counter()
+    summary = call_flow(add_language_flow, config, code=code, corpus=corpus, test=tests, force=force)
+    console.print(f"[bold]language adapter[/] {code}: {summary['adapter']}")
+    for name in summary.get("untested_tasks", []):
+        console.print(f"[yellow]no {code} test set for task {name!r}[/]: pass --test {name}=PATH to score it")
+    print_summary(loaded, summary, time.perf_counter() - started)
 
 
 def train_language(
@@ -149,13 +147,13 @@ def train_language(
     force: ForceOpt = False,
 ) -> None:
     """Train one configured language's adapter (reused when nothing changed)."""
-    with flow_command() as call_flow:
-        from flows.config import load_pipeline_config
-        from flows.pipeline import train_language_adapter
+    call_flow = flow_command()
+    from flows.config import load_pipeline_config
+    from flows.pipeline import train_language_adapter
 
-        load_pipeline_config(config).require_language(language)  # say so before any flow runs
-        summary = call_flow(train_language_adapter, config, language=language, force=force)
-        _print_adapter(summary, f"language adapter {language}")
+    load_pipeline_config(config).require_language(language)  # say so before any flow runs
+    summary = call_flow(train_language_adapter, config, language=language, force=force)
+    _print_adapter(summary, f"language adapter {language}")
 
 
 def train_task(
@@ -164,13 +162,13 @@ def train_task(
     force: ForceOpt = False,
 ) -> None:
     """Train one task adapter on the source language (its language adapter first, if needed)."""
-    with flow_command() as call_flow:
-        from flows.config import load_pipeline_config
-        from flows.pipeline import train_task_adapter
+    call_flow = flow_command()
+    from flows.config import load_pipeline_config
+    from flows.pipeline import train_task_adapter
 
-        load_pipeline_config(config).require_task(task_name)
-        summary = call_flow(train_task_adapter, config, task_name=task_name, force=force)
-        _print_adapter(summary, f"task adapter {task_name}")
+    load_pipeline_config(config).require_task(task_name)
+    summary = call_flow(train_task_adapter, config, task_name=task_name, force=force)
+    _print_adapter(summary, f"task adapter {task_name}")
 
 
 def evaluate(
@@ -178,14 +176,14 @@ def evaluate(
     language: Annotated[list[str] | None, typer.Option(help="Only these target languages (repeatable).")] = None,
 ) -> None:
     """Score the zero-shot matrix (madx / en-la / no-la ...) and rewrite the report."""
-    with flow_command() as call_flow:
-        from flows.config import load_pipeline_config
-        from flows.pipeline import evaluate_zero_shot
+    call_flow = flow_command()
+    from flows.config import load_pipeline_config
+    from flows.pipeline import evaluate_zero_shot
 
-        loaded = load_pipeline_config(config)
-        started = time.perf_counter()
-        summary = call_flow(evaluate_zero_shot, config, languages=language or None)
-        print_summary(loaded, summary, time.perf_counter() - started)
+    loaded = load_pipeline_config(config)
+    started = time.perf_counter()
+    summary = call_flow(evaluate_zero_shot, config, languages=language or None)
+    print_summary(loaded, summary, time.perf_counter() - started)
 
 
 def results(

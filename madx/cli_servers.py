@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -27,13 +26,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from flows.api_server import wait_healthy
 from madx.cli_pipeline import DEFAULT_CONFIG
 from madx.errors import MadxError
 
 console = Console(soft_wrap=True, highlight=False)  # URLs and commands stay on one line, copyable
 
 LOOPBACK = "127.0.0.1"
-STARTUP_TIMEOUT_S = 180.0  # a first Prefect start migrates a new database: tens of seconds on a busy machine
 QUIET = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
@@ -180,7 +179,7 @@ def _run_until_interrupted(command: list[str], health_url: str, on_ready: Callab
     for sig in stops[1:]:  # SIGINT raises KeyboardInterrupt already
         signal.signal(sig, _interrupt)
     try:
-        if _wait_healthy(process, health_url):
+        if wait_healthy(process, health_url):
             on_ready()
         code = process.wait()
         if code != 0:
@@ -200,25 +199,6 @@ def _run_until_interrupted(command: list[str], health_url: str, on_ready: Callab
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
-
-
-def _wait_healthy(process: subprocess.Popen, url: str, timeout: float = STARTUP_TIMEOUT_S) -> bool:
-    """True once `url` answers 200; False if the process exits first. Raises after `timeout`."""
-    import urllib.error
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while process.poll() is None:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            raise MadxError(f"{url} did not answer within {timeout:.0f} s")
-        time.sleep(0.5)
-    return False
 
 
 def stop_process_group(process: subprocess.Popen, grace: float = 20.0) -> None:

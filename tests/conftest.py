@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 # Never let a test wait on a network: hub lookups fail at once instead of retrying.
@@ -13,7 +15,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # The MLflow store template (tasks/tracking.py) of this session, not the user's ~/.cache/madx.
-os.environ.setdefault("MADX_CACHE_DIR", tempfile.mkdtemp(prefix="madx-test-cache-"))
+if "MADX_CACHE_DIR" not in os.environ:
+    os.environ["MADX_CACHE_DIR"] = tempfile.mkdtemp(prefix="madx-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["MADX_CACHE_DIR"], ignore_errors=True)
 
 import pytest
 import torch
