@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -108,8 +110,15 @@ def mask_tokens(
     return masked, labels
 
 
-def masked_lm_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Vocabulary logits at the target positions only: (n_targets, vocab).
+def masked_lm_logits(
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    targets: torch.Tensor,
+    vocabulary: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Vocabulary logits at the target positions only: (n_targets, vocab), or (n_targets,
+    len(vocabulary)) when `vocabulary` (sorted token ids) restricts the softmax.
 
     The MLM head's vocabulary projection is most of an MLM step's work on a small model; running it
     on the ~15 % of positions that are targets (instead of every position, as `model(labels=...)`
@@ -118,7 +127,34 @@ def masked_lm_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     """
     head = get_path(model, architecture_of(model).mlm_head)
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    return head(hidden[targets])
+    if vocabulary is None:
+        return head(hidden[targets])
+    with restricted_projection(model, vocabulary):
+        return head(hidden[targets])
+
+
+@contextlib.contextmanager
+def restricted_projection(model, vocabulary: torch.Tensor) -> Iterator[None]:
+    """Inside the block the MLM head projects onto the rows `vocabulary` of its (tied) output
+    embedding only. The projection module keeps its hooks (the invertible adapter's inverse runs
+    first, as always); only its matrix product is narrowed, so a 250k-token vocabulary costs what
+    the corpus's few thousand distinct tokens cost."""
+    decoder = get_path(model, architecture_of(model).mlm_decoder)
+
+    def narrowed(features: torch.Tensor) -> torch.Tensor:
+        bias = decoder.bias[vocabulary] if decoder.bias is not None else None
+        return F.linear(features, decoder.weight[vocabulary], bias)
+
+    decoder.forward = narrowed  # an instance attribute shadows the class's forward; hooks still run
+    try:
+        yield
+    finally:
+        del decoder.forward
+
+
+def corpus_vocabulary(sequences: list[list[int]]) -> torch.Tensor:
+    """The sorted distinct token ids of `sequences`: the candidates of a corpus-restricted softmax."""
+    return torch.unique(torch.tensor([token for sequence in sequences for token in sequence], dtype=torch.long))
 
 
 def mlm_batch_loss(
@@ -129,11 +165,21 @@ def mlm_batch_loss(
     probability: float,
     device: torch.device,
     reduction: str = "mean",
+    vocabulary: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, int, int]:
-    """Pad, mask and run one MLM batch; return (loss over targets, real tokens, targets)."""
+    """Pad, mask and run one MLM batch; return (loss over targets, real tokens, targets).
+
+    With `vocabulary` (sorted ids that include every target) the softmax runs over those tokens only."""
     ids, attention = pad_batch(chunks, tokenizer.pad_token_id)
     masked, labels = mask_tokens(ids, attention, tokenizer, generator, probability)
     targets = labels != -100
-    logits = masked_lm_logits(model, masked.to(device), attention.to(device), targets.to(device))
-    loss = F.cross_entropy(logits, labels[targets].to(device), reduction=reduction)
+    gold = labels[targets]
+    if vocabulary is not None:
+        positions = torch.searchsorted(vocabulary, gold).clamp(max=len(vocabulary) - 1)
+        if not torch.equal(vocabulary[positions], gold):
+            raise ValueError("a restricted MLM vocabulary must contain every target token")
+        gold = positions  # the targets' positions among the candidates
+    logits = masked_lm_logits(model, masked.to(device), attention.to(device), targets.to(device),
+                              None if vocabulary is None else vocabulary.to(device))
+    loss = F.cross_entropy(logits, gold.to(device), reduction=reduction)
     return loss, int(attention.sum()), int(targets.sum())

@@ -32,3 +32,8 @@ class UnsupportedModelError(MadxError):
 
 class AdapterLoadError(MadxError):
     """An adapter folder is incomplete, corrupted, or does not fit the model it is loaded into."""
+
+
+class TrainingFailedError(MadxError):
+    """A training run ended in a state whose results would be meaningless (a tagger no better than
+    always guessing the most frequent label, an MLM head worse than chance); it is not saved."""

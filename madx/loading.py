@@ -46,7 +46,8 @@ def load_config(name_or_path: str | Path, trust_remote_code: bool = False):
 
 
 def load_model(name_or_path: str | Path, head: str = "bare", trust_remote_code: bool = False, **kwargs):
-    """`Auto*.from_pretrained` for a supported encoder (`head`: bare, mlm or token)."""
+    """`Auto*.from_pretrained` for a supported encoder (`head`: bare, mlm or token). For training
+    against the MLM head use `load_mlm_model`, which refuses a head the checkpoint lacks."""
     name = str(name_or_path)
     load_config(name, trust_remote_code)
     with _LOAD_LOCK:
@@ -54,6 +55,72 @@ def load_model(name_or_path: str | Path, head: str = "bare", trust_remote_code: 
             return HEADS[head].from_pretrained(name, trust_remote_code=trust_remote_code, use_safetensors=True, **kwargs)
         except (OSError, ValueError) as error:
             raise ModelLoadError(f"cannot load the weights of {name} (safetensors only): {_first_line(error)}") from None
+
+
+class MissingMlmHeadError(ModelLoadError):
+    """A base model loaded for MLM has no (or only part of a) pretrained MLM head."""
+
+
+def load_mlm_model(name_or_path: str | Path, head_weights: str | Path | None = None, allow_missing_head: bool = False):
+    """The `*ForMaskedLM` model of a supported encoder whose MLM head is pretrained, never random.
+
+    transformers fills a head missing from the checkpoint with random weights and says so only in a
+    log line. A language adapter trained against a random, frozen head learns to serve that head:
+    it rewrites the encoder's states and every task adapter stacked on it fails. So the loading
+    info is read, and a missing head is an error unless `head_weights` (a file written by the
+    head warm-up, `language_adapters.mlm_head`) supplies every missing tensor. Only the warm-up
+    itself, which trains the head, passes `allow_missing_head`.
+    """
+    name = str(name_or_path)
+    load_config(name)
+    with _LOAD_LOCK:
+        try:
+            model, info = AutoModelForMaskedLM.from_pretrained(name, use_safetensors=True, output_loading_info=True)
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(f"cannot load the weights of {name} (safetensors only): {_first_line(error)}") from None
+    head = ARCHITECTURES[model.config.model_type].mlm_head
+    missing = sorted(key for key in info["missing_keys"] if key.startswith(f"{head}."))
+    if head_weights is not None:
+        _load_head(model, Path(head_weights), missing, name)
+    elif missing and not allow_missing_head:
+        raise MissingMlmHeadError(
+            f"base model {name} has no pretrained MLM head ({len(missing)} tensor(s) missing: {', '.join(missing)}); "
+            "language adapters trained against a random head break every task adapter on top of them. Set "
+            "`base_model: {mlm_head: warmup}` in the pipeline config (trains the head alone on the pipeline's "
+            "corpora first), or use a checkpoint that has its MLM head"
+        )
+    return model
+
+
+def _load_head(model, path: Path, missing: list[str], name: str) -> None:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ModelLoadError(f"MLM head weights {path} do not exist")
+    tensors = load_file(str(path))
+    uncovered = sorted(set(missing) - set(tensors))
+    if uncovered:
+        raise ModelLoadError(f"MLM head weights {path} lack {uncovered}, which base model {name} has no weights for")
+    result = model.load_state_dict(tensors, strict=False)
+    if result.unexpected_keys:
+        raise ModelLoadError(f"MLM head weights {path} hold tensors base model {name} does not have: {result.unexpected_keys}")
+
+
+def stored_mlm_head(name_or_path: str | Path) -> bool | None:
+    """Whether a local model folder's safetensors hold MLM head weights (read from the file
+    headers, no weights loaded); None for a hub name, which only loading can tell."""
+    from safetensors import safe_open
+
+    folder = Path(name_or_path)
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    if not files:
+        return None
+    head = ARCHITECTURES[load_config(folder).model_type].mlm_head
+    for file in files:
+        with safe_open(str(file), framework="pt") as handle:
+            if any(key.startswith(f"{head}.") for key in handle.keys()):
+                return True
+    return False
 
 
 def _refuse_pickled_only(folder: Path) -> None:

@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 
-from evaluation.metrics import flatten_scores
+from evaluation.metrics import flatten_scores, score_tagging
 from evaluation.predict import evaluate_tagging, pad_rows
 from madx.composition import Stack
 from madx.config import resolve_config
-from madx.errors import ConfigError, DataError
+from madx.errors import ConfigError, DataError, TrainingFailedError
 from madx.io import load_adapter, save_adapter
 from madx.loading import load_config, load_model, load_tokenizer, usable_length
 from madx.model import AdapterModel
@@ -54,6 +54,11 @@ class TaskAdapterTraining:
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0: off)."})
     strict_iob2: bool = field(default=True, metadata={"help": "Reject training data with an I- tag after O."})
     seed: int = field(default=42, metadata={"help": "Seed for init and data order."})
+    min_gain_over_majority: float = field(
+        default=0.05,
+        metadata={"help": "The best dev score must beat the majority-label baseline (always the most frequent "
+                          "training label) by this much (0.05 = 5 points), or the run fails and nothing is saved."},
+    )
     adapter: str | dict = field(default="madx_task", metadata={"help": "Adapter preset name or config dict."})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
 
@@ -65,6 +70,8 @@ class TaskAdapterTraining:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 <= self.min_gain_over_majority < 1:
+            raise ConfigError(f"min_gain_over_majority must be in [0, 1), got {self.min_gain_over_majority}")
         resolve_config(self.adapter)
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,10 +168,13 @@ def train_task_adapter(
         if dev_scores["f1"] > best["f1"]:
             best = {"f1": dev_scores["f1"], "epoch": epoch, "scores": dev_scores, "state": _trainable_state(am)}
     seconds = time.perf_counter() - started
+    baseline = majority_baseline(train_corpus, dev_corpus, label_set.scheme)
+    _refuse_no_better_than_majority(task, best["scores"]["f1"], baseline, label_set.scheme, training, step)
 
     _restore_state(am, best["state"])
     metrics = {
         **flatten_scores(best["scores"], "dev_"),
+        "dev_majority_baseline": baseline.score,
         "best_epoch": best["epoch"],
         "epochs": training.epochs,
         "steps": step,
@@ -179,6 +189,7 @@ def train_task_adapter(
         "source_language": source_language,
         "label_scheme": label_set.scheme,
         "labels": list(label_set.labels),
+        "majority_label": baseline.label,
         "train": train_corpus.source,
         "dev": dev_corpus.source,
         "training": training.to_dict(),
@@ -190,6 +201,38 @@ def train_task_adapter(
         extra_files={"metrics.json": json.dumps({"metrics": metrics, "history": history}, indent=2) + "\n"},
     )
     return TaskAdapterResult(Path(out_dir), metrics, history, label_set, source_language)
+
+
+@dataclass(frozen=True)
+class MajorityBaseline:
+    """What a tagger scores on dev by always answering the most frequent training label."""
+
+    label: str
+    score: float  # word accuracy for plain tag sets, entity F1 for IOB2 (0 when the majority label is O)
+
+
+def majority_baseline(train: TaggedCorpus, dev: TaggedCorpus, scheme: str) -> MajorityBaseline:
+    label = train.tag_counts().most_common(1)[0][0]
+    gold = dev.tag_sequences()
+    scores = score_tagging(gold, [[label] * len(tags) for tags in gold], scheme)
+    return MajorityBaseline(label, float(scores["f1"]))
+
+
+def metric_name(scheme: str) -> str:
+    """What `f1` means for a label scheme, in words."""
+    return "entity F1" if scheme == "iob2" else "word accuracy"
+
+
+def _refuse_no_better_than_majority(task: str, best: float, baseline: MajorityBaseline, scheme: str,
+                                    training: TaskAdapterTraining, steps: int) -> None:
+    if best < baseline.score + training.min_gain_over_majority:
+        raise TrainingFailedError(
+            f"task adapter {task!r}: best dev {metric_name(scheme)} {100 * best:.1f} % after {steps} steps is not "
+            f"clearly above the majority-label baseline {100 * baseline.score:.1f} % (always {baseline.label!r}; "
+            f"required margin {100 * training.min_gain_over_majority:.0f} points): the tagger did not learn, so its "
+            "zero-shot scores would mean nothing. Nothing was saved. Check the learning rate and epochs, and the "
+            "source language adapter it is stacked on (a language adapter fitted to a random MLM head breaks it)"
+        )
 
 
 def _trainable_state(am: AdapterModel) -> dict[str, torch.Tensor]:

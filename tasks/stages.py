@@ -19,7 +19,7 @@ from prefect import get_run_logger, task
 from flows.config import PipelineConfig
 from language_adapters.corpus import CorpusSource
 from madx.errors import AdapterLoadError, DataError, MadxError
-from madx.fileutil import sha256_of_directory
+from madx.fileutil import sha256_of_directory, sha256_of_file
 from tasks import progress, tracking
 from tasks.tracking import Tracker, TrackingTarget, TrackingUnavailable
 
@@ -68,13 +68,7 @@ def _hash(data: Any) -> str:
 
 
 def _file_digest(path: Path) -> str:
-    if path.is_dir():
-        return sha256_of_directory(path)
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_of_directory(path) if path.is_dir() else sha256_of_file(path)
 
 
 def base_model_identity(base_model: str) -> str:
@@ -102,7 +96,12 @@ def corpus_fingerprint(source: CorpusSource) -> str:
     if source.kind == "disk":
         state = Path(source.location) / "state.json"
         return _file_digest(state) if state.exists() else _file_digest(Path(source.location))
-    return source.describe() + (f" max={source.max_documents}" if source.max_documents else "")
+    cap = f" max={source.max_documents}" if source.max_documents else ""
+    if source.kind == "bible":  # edition + pinned wheel + cleaning version, so a text change retrains
+        from language_adapters.bible import bible_fingerprint
+
+        return bible_fingerprint(source.location) + cap
+    return source.describe() + cap
 
 
 def _reusable(folder: Path, cache_key: str) -> bool:
@@ -138,6 +137,14 @@ def _record(name: str, folder: Path, run_id: str | None, reused: bool) -> Adapte
     return AdapterRecord(name, str(folder), sha256_of_directory(folder), run_id, reused, metrics)
 
 
+def _flag(tracker: Tracker, run_id: str, label: str, flags: list[str]) -> None:
+    """Warnings that do not fail a stage: in the log and as the run's `madx.flags` tag (the report reads it)."""
+    if flags:
+        for flag in flags:
+            _logger().warning("%s: %s", label, flag)
+        tracker.set_tags(run_id, {tracking.FLAGS: "; ".join(flags)})
+
+
 def _event_logger(tracker: Tracker, run_id: str, label: str, total: int | None):
     logger = _logger()
 
@@ -171,9 +178,49 @@ def build_base_model_task(config: PipelineConfig, target: TrackingTarget, parent
     return str(out)
 
 
+@dataclass(frozen=True)
+class MlmHeadRecord:
+    """A warmed-up MLM head: the file language adapters load, and its content hash (in their cache keys)."""
+
+    path: str
+    sha256: str
+    run_id: str | None
+    reused: bool
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@task(name="warm-up-mlm-head", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
+def warm_up_mlm_head_task(config: PipelineConfig, base_model: str, target: TrackingTarget, parent_run_id: str) -> MlmHeadRecord:
+    """Train the base model's MLM head alone on the corpora of the configured languages (reused
+    when base, corpora and settings are unchanged); its own MLflow run with held-out perplexity
+    per language before and after."""
+    from language_adapters.mlm_head import HEAD_FILE, warm_up_mlm_head
+
+    training = config.head_warmup_training()
+    corpora = {code: config.corpus(code) for code, language in sorted(config.languages.items()) if not language.adapter}
+    folder = Path(config.output_dir) / "mlm_head"
+    tracker = Tracker(target)
+    tags = {tracking.KIND: "mlm_head", tracking.BASE_MODEL: base_model, tracking.CONFIG_HASH: config.fingerprint()}
+    with tracker.run("mlm head warm-up", tags, parent_run_id) as run_id:
+        tracker.log_params(run_id, {"training": training.to_dict(), "languages": sorted(corpora)})
+        result = warm_up_mlm_head(
+            base_model, corpora, folder, training, cache_dir=Path(config.output_dir) / "cache",
+            on_event=_event_logger(tracker, run_id, "mlm head warm-up", training.steps),
+            identity=base_model_identity(base_model),
+        )
+        tracker.log_metrics(run_id, result.metrics, step=training.steps)
+        tracker.set_tags(run_id, {"madx.cached": result.cached})
+        tracker.log_files(run_id, [folder / HEAD_FILE, folder / "mlm_head.json"], "mlm_head")
+    before, after = result.metrics["mean_initial_perplexity"], result.metrics["mean_perplexity"]
+    _logger().info("mlm head %s: held-out perplexity %.0f -> %.1f (geometric mean over %d languages)",
+                   "reused" if result.cached else "warmed up", before, after, len(corpora))
+    return MlmHeadRecord(str(result.head_file), sha256_of_file(result.head_file), run_id, result.cached, result.metrics)
+
+
 @task(name="train-language-adapter", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
 def train_language_adapter_task(
-    config: PipelineConfig, language: str, base_model: str, target: TrackingTarget, parent_run_id: str, force: bool = False
+    config: PipelineConfig, language: str, base_model: str, target: TrackingTarget, parent_run_id: str,
+    force: bool = False, mlm_head: MlmHeadRecord | None = None,
 ) -> AdapterRecord:
     from language_adapters.train import train_language_adapter
     from madx.io import check_adapter_folder
@@ -185,8 +232,11 @@ def train_language_adapter_task(
         return _record(language, Path(preset), None, reused=True)
     training = config.language_training()
     source = config.corpus(language)
-    key = _hash({"base": base_model_identity(base_model), "language": language, "training": training.to_dict(),
-                 "corpus": corpus_fingerprint(source)})
+    identity = {"base": base_model_identity(base_model), "language": language, "training": training.to_dict(),
+                "corpus": corpus_fingerprint(source)}
+    if mlm_head is not None:
+        identity["mlm_head"] = mlm_head.sha256
+    key = _hash(identity)
     folder = Path(config.output_dir) / "adapters" / "language" / language
     if not force and _reusable(folder, key):
         _check_reused(folder, "language_adapter", key, target)
@@ -203,8 +253,10 @@ def train_language_adapter_task(
             on_event=_event_logger(tracker, run_id, f"language adapter {language}", training.steps),
             cache_dir=Path(config.output_dir) / "cache",
             metadata={"cache_key": key},
+            mlm_head=mlm_head.path if mlm_head else None,
         )
         tracker.log_metrics(run_id, result.metrics, step=training.steps)  # the curves' last step, not 0
+        _flag(tracker, run_id, f"language adapter {language}", result.flags)
         if result.resumed_from_step is not None:  # an interrupted run of the same training went before
             tracker.set_tags(run_id, {"madx.resumed_from_step": result.resumed_from_step})
         tracker.log_adapter(run_id, folder)

@@ -36,6 +36,7 @@ TASK = "madx.task"
 SETUP = "madx.setup"
 BASE_MODEL = "madx.base_model"
 CONFIG_HASH = "madx.config_hash"
+FLAGS = "madx.flags"  # warnings about a run's numbers, "; "-separated (see tasks.stages._flag)
 ADAPTER_SHA = "madx.adapter_sha256"
 ADAPTER_PATH = "madx.adapter_path"
 HOST = "madx.host"
@@ -376,7 +377,7 @@ class Tracker:
             language, metrics = run.data.tags.get(LANGUAGE), run.data.metrics
             if language and language not in latest and "initial_perplexity" in metrics:  # reuses log no curve
                 latest[language] = {"language": language, "initial_perplexity": metrics["initial_perplexity"],
-                                    "perplexity": metrics["perplexity"]}
+                                    "perplexity": metrics["perplexity"], "flags": run.data.tags.get(FLAGS, "")}
         return sorted(latest.values(), key=lambda row: row["language"])
 
 

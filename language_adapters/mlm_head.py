@@ -1,0 +1,257 @@
+"""Warm up a missing MLM head: train the head alone on the pipeline's corpora, encoder frozen.
+
+Some real encoders ship without their MLM head (multilingual-e5-small's last layer was tuned for
+sentence embeddings and its checkpoint has no `cls.predictions.*`). A MAD-X language adapter trains
+against the MLM head; against a random head it learns to serve the head and rewrites the encoder.
+So before any language adapter trains, the head's own parameters (the transform: dense, activation,
+LayerNorm, and the output bias) are fitted with the encoder frozen and no adapter active. The
+projection stays tied to the frozen input embeddings, as in pretraining.
+
+The encoder is frozen and nothing below the head trains, so each step runs the encoder without a
+graph (no backward through 12 layers): a warm-up step costs about a forward pass.
+
+Output: `<out_dir>/mlm_head.safetensors` (the head's tensors, by their names in the MLM model,
+tied projection excluded) and `mlm_head.json` (fingerprint, held-out perplexity per language
+before and after). A second call with the same base, corpora and settings returns the saved head.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from language_adapters.corpus import CorpusSource, load_corpus
+from language_adapters.mlm import MlmChunks, chunk_corpus, corpus_vocabulary, mask_tokens, pad_batch, restricted_projection
+from madx.errors import ConfigError, DataError
+from madx.fileutil import atomic_directory
+from madx.loading import load_config, load_mlm_model, load_tokenizer, usable_length
+from madx.surgery import architecture_of, get_path
+from madx.training import pick_device
+
+HEAD_FILE = "mlm_head.safetensors"
+RECORD_FILE = "mlm_head.json"
+EventCallback = Callable[[str, int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class HeadWarmup:
+    """Hyperparameters of the MLM head warm-up."""
+
+    steps: int = field(default=300, metadata={"help": "Optimizer steps."})
+    batch_size: int = field(default=16, metadata={"help": "Sequences per step, drawn from every language's corpus."})
+    learning_rate: float = field(default=2e-3, metadata={"help": "Peak AdamW learning rate."})
+    warmup_steps: int = field(default=20, metadata={"help": "Linear warm-up steps, then linear decay to 0."})
+    max_length: int = field(default=64, metadata={"help": "Tokens per sequence."})
+    mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens that are MLM targets."})
+    held_out_fraction: float = field(default=0.05, metadata={"help": "Share of each language's sequences held out."})
+    softmax_vocabulary: Literal["full", "corpus"] = field(
+        default="corpus",
+        metadata={"help": "Train the softmax over the whole vocabulary, or over the tokens of the corpora only "
+                          "(much cheaper on a 250k vocabulary; held-out perplexity is always over the whole one)."},
+    )
+    log_every: int = field(default=25, metadata={"help": "Report the training loss every N steps."})
+    seed: int = field(default=42, metadata={"help": "Seed for data order and masking."})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "max_length", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"mlm head warm-up: {name} must be >= 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ConfigError(f"mlm head warm-up: learning_rate must be a finite number > 0, got {self.learning_rate}")
+        for name in ("mlm_probability", "held_out_fraction"):
+            if not 0 < getattr(self, name) < 1:
+                raise ConfigError(f"mlm head warm-up: {name} must be in (0, 1), got {getattr(self, name)}")
+        if self.softmax_vocabulary not in ("full", "corpus"):
+            raise ConfigError(f"mlm head warm-up: softmax_vocabulary must be full or corpus, got {self.softmax_vocabulary!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class HeadWarmupResult:
+    head_file: Path
+    metrics: dict[str, float]  # before/after perplexity per language, mean over languages, timing
+    cached: bool
+
+
+def warm_up_mlm_head(
+    base_model: str | Path,
+    corpora: Mapping[str, str | dict | list | CorpusSource],
+    out_dir: str | Path,
+    training: HeadWarmup = HeadWarmup(),
+    cache_dir: str | Path | None = None,
+    on_event: EventCallback | None = None,
+    identity: str | None = None,
+) -> HeadWarmupResult:
+    """Train the MLM head of `base_model` on `corpora` (language -> corpus); save it in `out_dir`.
+
+    `identity` names the base model's content in the fingerprint (default: its name)."""
+    out_dir = Path(out_dir)
+    notify = on_event or (lambda kind, step, metrics: None)
+    device = pick_device(training.device)
+    config = load_config(base_model)
+    tokenizer = load_tokenizer(base_model)
+    max_length = usable_length(config, tokenizer, training.max_length)
+    chunks = {
+        language: chunk_corpus(load_corpus(CorpusSource.parse(corpus), cache_dir=cache_dir), tokenizer, max_length,
+                               training.held_out_fraction, training.seed, description=f"corpus of {language!r}")
+        for language, corpus in sorted(corpora.items())
+    }
+    fingerprint = _fingerprint(identity or str(base_model), training, chunks)
+    record = _read_record(out_dir)
+    if record and record.get("fingerprint") == fingerprint and (out_dir / HEAD_FILE).is_file():
+        return HeadWarmupResult(out_dir / HEAD_FILE, record["metrics"], cached=True)
+
+    train = [chunk for language in chunks for chunk in chunks[language].train]
+    if len(train) < training.batch_size:
+        raise DataError(f"the corpora yield {len(train)} training sequences; one warm-up batch needs {training.batch_size}")
+    torch.manual_seed(training.seed)  # the random initial head (transformers draws it from the global RNG)
+    model = load_mlm_model(base_model, head_weights=None, allow_missing_head=True).to(device)
+    head_parameters = _head_parameters(model)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    for parameter in head_parameters.values():
+        parameter.requires_grad_(True)
+    optimizer = torch.optim.AdamW(list(head_parameters.values()), lr=training.learning_rate, weight_decay=0.0)
+    from transformers import get_linear_schedule_with_warmup
+
+    scheduler = get_linear_schedule_with_warmup(optimizer, min(training.warmup_steps, training.steps), training.steps)
+    vocabulary = corpus_vocabulary(train).to(device) if training.softmax_vocabulary == "corpus" else None
+
+    before = _held_out(model, chunks, tokenizer, training, device)
+    notify("eval", 0, _flat("perplexity", before))
+    generator = torch.Generator().manual_seed(training.seed + 1)
+    order_rng = torch.Generator().manual_seed(training.seed + 2)
+    started, running = time.perf_counter(), []
+    model.eval()  # no dropout anywhere: the encoder is a fixed feature extractor here
+    for step in range(1, training.steps + 1):
+        picked = torch.randint(len(train), (training.batch_size,), generator=order_rng).tolist()
+        loss = _head_loss(model, [train[i] for i in picked], tokenizer, generator, training.mlm_probability,
+                          device, vocabulary)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(head_parameters.values()), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        running.append(loss.item())
+        if step % training.log_every == 0 or step == training.steps:
+            notify("train", step, {"train_loss": sum(running) / len(running)})
+            running = []
+    seconds = time.perf_counter() - started
+    after = _held_out(model, chunks, tokenizer, training, device)
+    notify("eval", training.steps, _flat("perplexity", after))
+    broken = {language: value for language, value in after.items() if value >= len(tokenizer)}
+    if broken:  # worse than a uniform guess over the vocabulary: the head did not learn
+        raise DataError(
+            f"the MLM head warm-up of {base_model} did not work: held-out perplexity "
+            + ", ".join(f"{language} {value:,.0f}" for language, value in sorted(broken.items()))
+            + f" is not below the vocabulary size {len(tokenizer):,} after {training.steps} steps; "
+            "raise head_warmup.steps or learning_rate"
+        )
+
+    metrics: dict[str, float] = {
+        **_flat("initial_perplexity", before),
+        **_flat("perplexity", after),
+        "mean_initial_perplexity": _geometric_mean(before.values()),
+        "mean_perplexity": _geometric_mean(after.values()),
+        "vocabulary_size": float(len(tokenizer)),
+        "softmax_candidates": float(len(vocabulary) if vocabulary is not None else len(tokenizer)),
+        "train_seconds": seconds,
+        "steps": float(training.steps),
+    }
+    with atomic_directory(out_dir) as staging:
+        save_file({name: p.detach().contiguous().cpu() for name, p in head_parameters.items()}, str(staging / HEAD_FILE))
+        (staging / RECORD_FILE).write_text(json.dumps({
+            "fingerprint": fingerprint, "base_model": str(base_model), "training": training.to_dict(),
+            "languages": sorted(chunks), "metrics": metrics,
+        }, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return HeadWarmupResult(out_dir / HEAD_FILE, metrics, cached=False)
+
+
+def _head_parameters(model) -> dict[str, torch.nn.Parameter]:
+    """The head's own parameters by state-dict name: transform and output bias. The projection
+    matrix is the input embedding (tied) and stays frozen."""
+    prefix = architecture_of(model).mlm_head
+    head = get_path(model, prefix)
+    embedding = model.get_input_embeddings().weight
+    seen: set[int] = set()
+    parameters = {}
+    for name, parameter in head.named_parameters():
+        if parameter is embedding or id(parameter) in seen:
+            continue
+        seen.add(id(parameter))
+        parameters[f"{prefix}.{name}"] = parameter
+    return parameters
+
+
+def _head_loss(model, batch, tokenizer, generator, probability, device, vocabulary) -> torch.Tensor:
+    ids, attention = pad_batch(batch, tokenizer.pad_token_id)
+    masked, labels = mask_tokens(ids, attention, tokenizer, generator, probability)
+    targets = labels != -100
+    with torch.no_grad():  # the frozen encoder: features only, no graph
+        hidden = model.base_model(input_ids=masked.to(device), attention_mask=attention.to(device)).last_hidden_state
+        hidden = hidden[targets.to(device)]
+    head = get_path(model, architecture_of(model).mlm_head)
+    gold = labels[targets].to(device)
+    if vocabulary is None:
+        return F.cross_entropy(head(hidden), gold)
+    with restricted_projection(model, vocabulary):
+        logits = head(hidden)
+    return F.cross_entropy(logits, torch.searchsorted(vocabulary, gold))
+
+
+@torch.inference_mode()
+def _held_out(model, chunks: Mapping[str, MlmChunks], tokenizer, training: HeadWarmup, device) -> dict[str, float]:
+    """Held-out perplexity per language over the whole vocabulary, the same masks every call."""
+    from language_adapters.train import evaluate_mlm
+
+    return {
+        language: evaluate_mlm(model, data.held_out, tokenizer, training.batch_size, training.mlm_probability,
+                               training.seed + 3, device)["perplexity"]
+        for language, data in chunks.items()
+    }
+
+
+def _flat(prefix: str, values: Mapping[str, float]) -> dict[str, float]:
+    return {f"{prefix}.{language}": value for language, value in values.items()}
+
+
+def _geometric_mean(values) -> float:
+    values = list(values)
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def _fingerprint(identity: str, training: HeadWarmup, chunks: Mapping[str, MlmChunks]) -> str:
+    digest = hashlib.sha256()
+    settings = {key: value for key, value in training.to_dict().items() if key not in ("device", "log_every")}
+    digest.update(json.dumps({"base": identity, "training": settings}, sort_keys=True).encode())
+    for language, data in sorted(chunks.items()):
+        digest.update(language.encode())
+        for chunk in (*data.train, *data.held_out):
+            digest.update(torch.tensor(chunk, dtype=torch.int32).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _read_record(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def read_warmup_metrics(folder: str | Path) -> dict[str, float]:
+    record = _read_record(Path(folder))
+    return record["metrics"] if record else {}

