@@ -14,6 +14,14 @@ from typing import Any
 from madx.fileutil import atomic_write, atomic_write_text
 
 SETUP_ORDER = ("madx", "madx-2.0", "en-la", "no-la")
+SETUP_MEANING = {
+    "madx": "Stack(target language adapter, task adapter)",
+    "madx-2.0": "madx without adapters in the last layer",
+    "en-la": "Stack(source language adapter, task adapter)",
+    "no-la": "the task adapter alone, no language adapter",
+}
+# A zero-shot cell less than this far above the majority-label baseline is flagged in the report.
+MAJORITY_MARGIN = 0.02
 
 
 @dataclass(frozen=True)
@@ -29,17 +37,20 @@ def write_report(
     out_dir: str | Path,
     title: str = "Zero-shot transfer",
     language_adapters: list[dict[str, Any]] | None = None,
+    task_adapters: list[dict[str, Any]] | None = None,
 ) -> ReportFiles:
     """Write results.csv, results.json, heatmap.png and report.md into `out_dir`.
 
-    `language_adapters`: optional rows {language, initial_perplexity, perplexity} (held-out MLM
-    perplexity before and after training each language's adapter), shown in report.md."""
+    `language_adapters`: optional rows {language, initial_perplexity, perplexity, flags} (held-out
+    MLM perplexity before and after training each language's adapter), shown in report.md.
+    `task_adapters`: optional rows {task, source_language, dev_f1, dev_majority_baseline,
+    majority_label}: the source-language dev score shown beside each task's zero-shot table."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(out_dir / "results.csv", out_dir / "results.json", out_dir / "heatmap.png", out_dir / "report.md")
     atomic_write_text(files.csv, to_csv(rows))
     atomic_write_text(files.json, json.dumps(rows, indent=2, sort_keys=True) + "\n")
-    atomic_write_text(files.markdown, to_markdown(rows, title, language_adapters))
+    atomic_write_text(files.markdown, to_markdown(rows, title, language_adapters, task_adapters))
     write_heatmap(rows, files.heatmap, title)
     return files
 
@@ -74,14 +85,52 @@ def averages(rows: list[dict[str, Any]], task: str) -> dict[str, float]:
     return {setup: sum(values) / len(values) for setup, values in sums.items()}
 
 
-def to_markdown(rows: list[dict[str, Any]], title: str, language_adapters: list[dict[str, Any]] | None = None) -> str:
+def metric_name(rows: list[dict[str, Any]], task: str) -> str:
+    """What the `f1` column means for a task: entity F1 (seqeval, strict IOB2) or word accuracy."""
+    schemes = {row.get("scheme") for row in rows if row["task"] == task}
+    return "entity F1" if schemes == {"iob2"} else "word accuracy" if schemes == {"plain"} else "F1"
+
+
+def warnings(rows: list[dict[str, Any]], language_adapters: list[dict[str, Any]] | None = None) -> list[str]:
+    """What makes a number in the report untrustworthy, in words: cells no better than always
+    answering the majority label, a matrix whose cells are all equal, flagged language adapters."""
+    found = []
+    for task in sorted({row["task"] for row in rows}):
+        cells = [row for row in rows if row["task"] == task]
+        at_baseline = [f"{row['language']}/{row['setup']}" for row in cells
+                       if row.get("majority_baseline") is not None
+                       and float(row["f1"]) < float(row["majority_baseline"]) + MAJORITY_MARGIN]
+        if at_baseline:
+            found.append(f"`{task}`: within {100 * MAJORITY_MARGIN:.0f} points of the majority-label baseline "
+                         f"(the tagger transferred nothing there): {', '.join(at_baseline)}")
+        if len(cells) > 1 and len({round(float(row["f1"]), 6) for row in cells}) == 1:
+            found.append(f"`{task}`: every cell of the matrix is {_pct(float(cells[0]['f1']))}: the setups cannot differ "
+                         "like this unless the run is broken (a constant tagger?)")
+    for row in language_adapters or []:
+        if row.get("flags"):
+            found.append(f"language adapter `{row['language']}`: {row['flags']}")
+    return found
+
+
+def to_markdown(rows: list[dict[str, Any]], title: str, language_adapters: list[dict[str, Any]] | None = None,
+                task_adapters: list[dict[str, Any]] | None = None) -> str:
     lines = [f"# {title}", ""]
+    trained = {row["task"]: row for row in task_adapters or []}
     for task in sorted({row["task"] for row in rows}):
         languages, setups, cells = f1_table(rows, task)
         source = next((r.get("source_language") for r in rows if r["task"] == task), None)
-        lines += [f"## Task `{task}` (F1, task adapter trained on `{source}`)", ""]
+        metric = metric_name(rows, task)
+        lines += [f"## Task `{task}`: zero-shot {metric} (%), task adapter trained on `{source}`", ""]
+        if task in trained:
+            dev = trained[task]
+            baseline = dev.get("dev_majority_baseline")
+            lines += [f"Source-language dev {metric}: **{_pct(dev['dev_f1'])}**"
+                      + (f" (majority-label baseline {_pct(baseline)}, always `{dev.get('majority_label')}`)"
+                         if baseline is not None else ""), ""]
+        baselines = {r["language"]: r["majority_baseline"] for r in rows
+                     if r["task"] == task and r.get("majority_baseline") is not None}
         has_delta = "madx" in setups and "no-la" in setups
-        header = ["language", *setups] + (["madx − no-la"] if has_delta else [])
+        header = ["language", *setups] + (["madx − no-la"] if has_delta else []) + (["majority baseline"] if baselines else [])
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for language in languages:
             values = [_pct(cells.get((language, s))) for s in setups]
@@ -89,6 +138,8 @@ def to_markdown(rows: list[dict[str, Any]], title: str, language_adapters: list[
                 values.append(f"{100 * (cells[(language, 'madx')] - cells[(language, 'no-la')]):+.1f}")
             elif has_delta:
                 values.append("")
+            if baselines:
+                values.append(_pct(baselines.get(language)))
             name = f"{language} (source)" if language == source else language
             lines.append("| " + " | ".join([name, *values]) + " |")
         means = averages(rows, task)
@@ -98,13 +149,15 @@ def to_markdown(rows: list[dict[str, Any]], title: str, language_adapters: list[
                 values.append(f"{100 * (means['madx'] - means['no-la']):+.1f}")
             elif has_delta:
                 values.append("")
+            if baselines:
+                values.append("")
             lines.append("| **average (targets)** | " + " | ".join(f"**{v}**" if v else "" for v in values) + " |")
         lines.append("")
-    lines += [
-        "Setups: `madx` = Stack(target language adapter, task adapter); `en-la` = Stack(source language "
-        "adapter, task adapter); `no-la` = task adapter alone; `madx-2.0` = madx without adapters in the last layer.",
-        "",
-    ]
+    present = [s for s in SETUP_ORDER if any(r["setup"] == s for r in rows)]
+    lines += ["Setups: " + "; ".join(f"`{s}` = {SETUP_MEANING[s]}" for s in present) + ".", ""]
+    found = warnings(rows, language_adapters)
+    if found:
+        lines += ["## Warnings", "", *[f"- {line}" for line in found], ""]
     if language_adapters:
         lines += language_adapter_markdown(language_adapters)
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 
-from evaluation.metrics import flatten_scores
+from evaluation.metrics import flatten_scores, majority_score
 from evaluation.predict import evaluate_tagging
 from madx.composition import Stack
 from madx.errors import ConfigError
@@ -83,19 +83,24 @@ def evaluate_zero_shot(
         load_adapter(am, task_adapters[task], name=task, overwrite=True)
         label_set = LabelSet(tuple(am.model.config.id2label[i] for i in range(am.model.num_labels)))
         source = sources[task]
+        majority_label = read_adapter_config(task_adapters[task])["metadata"].get("majority_label")
         ensure_language(source)
         for language in sorted(lang for (t, lang) in test_sets if t == task):
             corpus = test_sets[(task, language)]
             corpus = corpus if isinstance(corpus, TaggedCorpus) else load_labeled(corpus)
             check_known_tags(corpus, label_set, against=f"the training label set of task adapter {task!r}")
             encoded = encode_tagged(corpus, tokenizer, label_set, max_length)  # once for every setup
+            # What always answering the training set's most frequent label scores here: a cell at this
+            # level means the tagger transferred nothing.
+            baseline = {} if majority_label is None else {"majority_baseline": majority_score(corpus.tag_sequences(), majority_label,
+                                                                                            label_set.scheme)}
             if NEEDS_TARGET_ADAPTER & set(setups):
                 ensure_language(language)
             for setup in setups:
                 am.set_active(*_activation(setup, task, source, language, am.num_layers))
                 scores = evaluate_tagging(am.model, corpus, tokenizer, label_set, max_length, batch_size, device_, encoded)
                 row = {"task": task, "language": language, "setup": setup, "source_language": source,
-                       "scheme": label_set.scheme, **flatten_scores(scores)}
+                       "scheme": label_set.scheme, **flatten_scores(scores), **baseline}
                 rows.append(row)
                 if on_cell:
                     on_cell(Cell(task, language, setup), row)

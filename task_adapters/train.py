@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from evaluation.metrics import flatten_scores, score_tagging
+from evaluation.metrics import flatten_scores, majority_score
 from evaluation.predict import evaluate_tagging, pad_rows
 from madx.composition import Stack
 from madx.config import resolve_config
@@ -85,6 +85,7 @@ class TaskAdapterResult:
     history: list[dict[str, float]]
     label_set: LabelSet
     source_language: str
+    majority_label: str = ""  # the most frequent training label (the majority baseline answers it everywhere)
 
 
 def as_corpus(data: LabeledSource | TaggedCorpus) -> TaggedCorpus:
@@ -200,7 +201,7 @@ def train_task_adapter(
         am, task, out_dir, with_head=True, metadata=metadata,
         extra_files={"metrics.json": json.dumps({"metrics": metrics, "history": history}, indent=2) + "\n"},
     )
-    return TaskAdapterResult(Path(out_dir), metrics, history, label_set, source_language)
+    return TaskAdapterResult(Path(out_dir), metrics, history, label_set, source_language, baseline.label)
 
 
 @dataclass(frozen=True)
@@ -213,9 +214,7 @@ class MajorityBaseline:
 
 def majority_baseline(train: TaggedCorpus, dev: TaggedCorpus, scheme: str) -> MajorityBaseline:
     label = train.tag_counts().most_common(1)[0][0]
-    gold = dev.tag_sequences()
-    scores = score_tagging(gold, [[label] * len(tags) for tags in gold], scheme)
-    return MajorityBaseline(label, float(scores["f1"]))
+    return MajorityBaseline(label, majority_score(dev.tag_sequences(), label, scheme))
 
 
 def metric_name(scheme: str) -> str:

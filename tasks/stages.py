@@ -274,7 +274,8 @@ def train_task_adapter_task(
     task_config = config.tasks[task_name]
     training = config.task_training()
     train, dev = config.labeled(task_name, "train"), config.labeled(task_name, "dev")
-    data = {split: (_file_digest(Path(s.path)) if s.path else s.describe()) for split, s in (("train", train), ("dev", dev))}
+    # What a source reads (its description: format, split, max_sentences ...) and, for a file, its bytes.
+    data = {split: [s.describe(), _file_digest(Path(s.path)) if s.path else None] for split, s in (("train", train), ("dev", dev))}
     key = _hash({"base": base_model_identity(base_model), "task": task_name, "training": training.to_dict(),
                  "labels": task_config.labels, "source_adapter": source_adapter.sha256, "data": data})
     folder = Path(config.output_dir) / "adapters" / "task" / task_name
@@ -295,6 +296,7 @@ def train_task_adapter_task(
             metadata={"cache_key": key},
         )
         tracker.log_metrics(run_id, result.metrics, step=training.epochs)  # the curves' last epoch, not 0
+        tracker.set_tags(run_id, {tracking.MAJORITY_LABEL: result.majority_label})
         tracker.log_adapter(run_id, folder)
     return _record(task_name, folder, run_id, reused=False)
 
@@ -319,7 +321,7 @@ def evaluate_task_adapter_task(
 
         def on_cell(cell, row):
             tags = {tracking.KIND: "evaluation", tracking.LANGUAGE: cell.language, tracking.SETUP: cell.setup,
-                    "madx.source_language": row["source_language"], **common}
+                    "madx.source_language": row["source_language"], tracking.SCHEME: row["scheme"], **common}
             with tracker.run(f"{task_name} {cell.language} {cell.setup}", tags, stage_id) as run_id:
                 tracker.log_metrics(run_id, row)
             _logger().info("%s %s %s: f1=%.3f", task_name, cell.language, cell.setup, row["f1"])
@@ -342,6 +344,7 @@ def build_report_task(config: PipelineConfig, base_model: str, target: TrackingT
     if not rows:
         return {}
     files = write_report(rows, Path(config.output_dir) / "report", title=f"{config.name}: zero-shot transfer",
-                         language_adapters=tracker.language_adapter_rows(base_model))
+                         language_adapters=tracker.language_adapter_rows(base_model),
+                         task_adapters=tracker.task_adapter_rows(base_model))
     tracker.log_files(parent_run_id, [files.csv, files.json, files.heatmap, files.markdown], "report")
     return {"csv": str(files.csv), "json": str(files.json), "heatmap": str(files.heatmap), "markdown": str(files.markdown)}

@@ -36,6 +36,8 @@ TASK = "madx.task"
 SETUP = "madx.setup"
 BASE_MODEL = "madx.base_model"
 CONFIG_HASH = "madx.config_hash"
+SCHEME = "madx.scheme"  # an evaluation's label scheme: iob2 (f1 = entity F1) or plain (f1 = word accuracy)
+MAJORITY_LABEL = "madx.majority_label"  # a task adapter's most frequent training label
 FLAGS = "madx.flags"  # warnings about a run's numbers, "; "-separated (see tasks.stages._flag)
 ADAPTER_SHA = "madx.adapter_sha256"
 ADAPTER_PATH = "madx.adapter_path"
@@ -362,7 +364,7 @@ class Tracker:
             key = (tags.get(TASK), tags.get(LANGUAGE), tags.get(SETUP))
             if None in key or key in latest:
                 continue
-            latest[key] = {"task": key[0], "language": key[1], "setup": key[2],
+            latest[key] = {"task": key[0], "language": key[1], "setup": key[2], "scheme": tags.get(SCHEME),
                            "source_language": tags.get("madx.source_language"), **run.data.metrics}
         return list(latest.values())
 
@@ -379,6 +381,22 @@ class Tracker:
                 latest[language] = {"language": language, "initial_perplexity": metrics["initial_perplexity"],
                                     "perplexity": metrics["perplexity"], "flags": run.data.tags.get(FLAGS, "")}
         return sorted(latest.values(), key=lambda row: row["language"])
+
+
+    def task_adapter_rows(self, base_model: str | None = None) -> list[dict[str, Any]]:
+        """The newest trained task adapter of every task: its source-language dev score and the
+        majority-label baseline it had to beat."""
+        filters = {KIND: "task_adapter"}
+        if base_model:
+            filters[BASE_MODEL] = base_model
+        latest: dict[str, dict[str, Any]] = {}
+        for run in self.find_runs(filters, max_results=5000):
+            task, metrics, tags = run.data.tags.get(TASK), run.data.metrics, run.data.tags
+            if task and task not in latest and "dev_f1" in metrics:
+                latest[task] = {"task": task, "source_language": tags.get(LANGUAGE), "dev_f1": metrics["dev_f1"],
+                                "dev_majority_baseline": metrics.get("dev_majority_baseline"),
+                                "majority_label": tags.get(MAJORITY_LABEL)}
+        return sorted(latest.values(), key=lambda row: row["task"])
 
 
 @dataclass(frozen=True)

@@ -57,3 +57,27 @@ def test_given_label_set_is_used_as_is(tiny_base_dir, tiny_language_adapter, toy
     assert result.label_set == labels
     head = json.loads((tmp_path / "ner" / "head_config.json").read_text())
     assert head["num_labels"] == 9 and head["id2label"]["7"] == "B-MISC"
+
+
+def test_a_tagger_no_better_than_the_majority_label_fails_loudly_and_saves_nothing(
+    tiny_base_dir, tiny_language_adapter, toy_ner, tmp_path
+):
+    """A task adapter that did not learn (here: a learning rate so small it never moves, as good as
+    0 steps) would make every zero-shot cell meaningless: the stage fails and writes nothing."""
+    from madx.errors import TrainingFailedError
+
+    frozen = TaskAdapterTraining(epochs=1, batch_size=8, learning_rate=1e-12, warmup_ratio=0.0, max_length=48)
+    with pytest.raises(TrainingFailedError, match=r"best dev entity F1 .* is not clearly above the majority-label "
+                                                   r"baseline 0\.0 % \(always 'O'"):
+        train_task_adapter(
+            tiny_base_dir, "ner", tiny_language_adapter,
+            LabeledSource("conll", path=toy_ner / "train.conll"), LabeledSource("conll", path=toy_ner / "dev.conll"),
+            tmp_path / "ner", frozen,
+        )
+    assert not (tmp_path / "ner").exists()
+
+
+def test_the_majority_baseline_is_recorded_with_the_adapter(tiny_task_adapter):
+    saved = read_adapter_config(tiny_task_adapter)
+    assert saved["metadata"]["majority_label"] == "O"
+    assert saved["metadata"]["metrics"]["dev_majority_baseline"] == 0.0  # all-O finds no entity
