@@ -194,7 +194,7 @@ def write_heatmap(rows: list[dict[str, Any]], path: Path, title: str) -> None:
             for j, value in enumerate(line):
                 if value == value:  # not NaN
                     ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="white" if value < 60 else "black")
-        ax.set_title(f"{task}: F1 (%)")
+        ax.set_title(f"{task}: {metric_name(rows, task)} (%)")
         figure.colorbar(image, ax=ax, fraction=0.046)
     figure.suptitle(title)
     figure.tight_layout()

@@ -22,8 +22,8 @@ import torch
 from transformers import XLMRobertaConfig, get_linear_schedule_with_warmup
 
 from language_adapters.corpus import CorpusSource, load_corpus
-from language_adapters.mlm import chunk_corpus, mlm_batch_loss
-from language_adapters.train import Position, evaluate_mlm, next_batch
+from language_adapters.mlm import chunk_corpus, evaluate_mlm, mlm_batch_loss
+from language_adapters.train import Position, next_batch
 from madx.errors import ConfigError
 from madx.fileutil import atomic_directory
 from madx.loading import build_model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -13,6 +14,10 @@ from transformers import PreTrainedTokenizerBase
 
 from madx.errors import DataError
 from madx.surgery import architecture_of, get_path
+
+
+# Fewer held-out sequences than this give perplexities too rough to compare: flagged, not refused.
+MIN_HELD_OUT_SEQUENCES = 20
 
 
 @dataclass(frozen=True)
@@ -183,3 +188,27 @@ def mlm_batch_loss(
                               None if vocabulary is None else vocabulary.to(device))
     loss = F.cross_entropy(logits, gold.to(device), reduction=reduction)
     return loss, int(attention.sum()), int(targets.sum())
+
+
+@torch.inference_mode()
+def evaluate_mlm(
+    model,
+    held_out: list[list[int]],
+    tokenizer,
+    batch_size: int,
+    probability: float,
+    seed: int,
+    device: torch.device,
+) -> dict[str, float]:
+    """Held-out MLM loss (mean over masked tokens) and perplexity. The masks come from `seed` afresh
+    on every call, so every evaluation of a run scores the same targets and the curve is comparable."""
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    total_loss, total_targets = 0.0, 0
+    for start in range(0, len(held_out), batch_size):
+        chunk = held_out[start : start + batch_size]
+        loss, _, targets = mlm_batch_loss(model, chunk, tokenizer, generator, probability, device, reduction="sum")
+        total_loss += loss.item()
+        total_targets += targets
+    loss = total_loss / max(total_targets, 1)
+    return {"mlm_loss": loss, "perplexity": math.exp(min(loss, 50.0))}

@@ -32,7 +32,16 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from language_adapters.corpus import CorpusSource, load_corpus
-from language_adapters.mlm import MlmChunks, chunk_corpus, corpus_vocabulary, mask_tokens, pad_batch, restricted_projection
+from language_adapters.mlm import (
+    MIN_HELD_OUT_SEQUENCES,
+    MlmChunks,
+    chunk_corpus,
+    corpus_vocabulary,
+    evaluate_mlm,
+    mask_tokens,
+    pad_batch,
+    restricted_projection,
+)
 from madx.errors import ConfigError, DataError
 from madx.fileutil import atomic_directory
 from madx.loading import load_config, load_mlm_model, load_tokenizer, usable_length
@@ -93,6 +102,7 @@ class HeadWarmupResult:
     head_file: Path
     metrics: dict[str, float]  # before/after perplexity per language, mean over languages, timing
     cached: bool
+    flags: list[str] = field(default_factory=list)  # warnings that do not fail the warm-up
 
 
 def warm_up_mlm_head(
@@ -118,10 +128,12 @@ def warm_up_mlm_head(
                                training.held_out_fraction, training.seed, description=f"corpus of {language!r}")
         for language, corpus in sorted(corpora.items())
     }
+    flags = [f"small_held_out: {language} has {len(data.held_out)} held-out sequences (< {MIN_HELD_OUT_SEQUENCES}), "
+             "its perplexities are rough" for language, data in chunks.items() if len(data.held_out) < MIN_HELD_OUT_SEQUENCES]
     fingerprint = _fingerprint(identity or str(base_model), training, chunks)
     record = _read_record(out_dir)
     if record and record.get("fingerprint") == fingerprint and (out_dir / HEAD_FILE).is_file():
-        return HeadWarmupResult(out_dir / HEAD_FILE, record["metrics"], cached=True)
+        return HeadWarmupResult(out_dir / HEAD_FILE, record["metrics"], cached=True, flags=flags)
 
     train = [chunk for language in chunks for chunk in chunks[language].train]
     if len(train) < training.batch_size:
@@ -188,7 +200,7 @@ def warm_up_mlm_head(
             "fingerprint": fingerprint, "base_model": str(base_model), "training": training.to_dict(),
             "languages": sorted(chunks), "metrics": metrics,
         }, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return HeadWarmupResult(out_dir / HEAD_FILE, metrics, cached=False)
+    return HeadWarmupResult(out_dir / HEAD_FILE, metrics, cached=False, flags=flags)
 
 
 def _start_near_the_embeddings(model, sequences: list[list[int]]) -> None:
@@ -244,8 +256,6 @@ def _head_loss(model, batch, tokenizer, generator, probability, device, vocabula
 @torch.inference_mode()
 def _held_out(model, chunks: Mapping[str, MlmChunks], tokenizer, training: HeadWarmup, device) -> dict[str, float]:
     """Held-out perplexity per language over the whole vocabulary, the same masks every call."""
-    from language_adapters.train import evaluate_mlm
-
     return {
         language: evaluate_mlm(model, data.held_out, tokenizer, training.batch_size, training.mlm_probability,
                                training.seed + 3, device)["perplexity"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import shutil
 import time
 from collections.abc import Callable
@@ -26,7 +25,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from language_adapters.corpus import CorpusSource, load_corpus
-from language_adapters.mlm import MlmChunks, chunk_corpus, corpus_vocabulary, mlm_batch_loss
+from language_adapters.mlm import (
+    MIN_HELD_OUT_SEQUENCES,
+    MlmChunks,
+    chunk_corpus,
+    corpus_vocabulary,
+    evaluate_mlm,
+    mlm_batch_loss,
+)
 from madx.config import resolve_config
 from madx.errors import ConfigError, DataError, TrainingFailedError
 from madx.fileutil import atomic_directory, recover_interrupted, sha256_of_file
@@ -34,9 +40,6 @@ from madx.loading import load_config, load_mlm_model, load_tokenizer, usable_len
 from madx.io import adapter_state_dict, load_adapter_weights, save_adapter
 from madx.model import AdapterModel
 from madx.training import load_optimizer, make_optimizer, pick_device, save_optimizer
-
-# Fewer held-out sequences than this give perplexities too rough to compare: flagged, not refused.
-MIN_HELD_OUT_SEQUENCES = 20
 
 # on_event(kind, step, metrics): kind is "train" (every log_every steps), "eval", or "checkpoint".
 EventCallback = Callable[[str, int, dict[str, float]], None]
@@ -279,30 +282,6 @@ def _refuse_untrained_head(perplexity: float, vocabulary_size: int, base_model, 
             "chance (random or not trained for this model). Use `base_model: {mlm_head: warmup}` or a checkpoint "
             "with a pretrained MLM head"
         )
-
-
-@torch.inference_mode()
-def evaluate_mlm(
-    model,
-    held_out: list[list[int]],
-    tokenizer,
-    batch_size: int,
-    probability: float,
-    seed: int,
-    device: torch.device,
-) -> dict[str, float]:
-    """Held-out MLM loss (mean over masked tokens) and perplexity. The masks come from `seed` afresh
-    on every call, so every evaluation of a run scores the same targets and the curve is comparable."""
-    model.eval()
-    generator = torch.Generator().manual_seed(seed)
-    total_loss, total_targets = 0.0, 0
-    for start in range(0, len(held_out), batch_size):
-        chunk = held_out[start : start + batch_size]
-        loss, _, targets = mlm_batch_loss(model, chunk, tokenizer, generator, probability, device, reduction="sum")
-        total_loss += loss.item()
-        total_targets += targets
-    loss = total_loss / max(total_targets, 1)
-    return {"mlm_loss": loss, "perplexity": math.exp(min(loss, 50.0))}
 
 
 def _held_out_loss(model, chunks: MlmChunks, tokenizer, training: LanguageAdapterTraining, device) -> dict[str, float]:

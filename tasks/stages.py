@@ -210,6 +210,7 @@ def warm_up_mlm_head_task(config: PipelineConfig, base_model: str, target: Track
         )
         tracker.log_metrics(run_id, result.metrics, step=training.steps)
         tracker.set_tags(run_id, {"madx.cached": result.cached})
+        _flag(tracker, run_id, "mlm head warm-up", result.flags)
         tracker.log_files(run_id, [folder / HEAD_FILE, folder / "mlm_head.json"], "mlm_head")
     before, after = result.metrics["mean_initial_perplexity"], result.metrics["mean_perplexity"]
     _logger().info("mlm head %s: held-out perplexity %.0f -> %.1f (geometric mean over %d languages)",
@@ -343,8 +344,11 @@ def build_report_task(config: PipelineConfig, base_model: str, target: TrackingT
     rows = tracker.evaluation_rows(base_model)
     if not rows:
         return {}
+    from evaluation.report import warnings
+
+    language_adapters = tracker.language_adapter_rows(base_model)
     files = write_report(rows, Path(config.output_dir) / "report", title=f"{config.name}: zero-shot transfer",
-                         language_adapters=tracker.language_adapter_rows(base_model),
-                         task_adapters=tracker.task_adapter_rows(base_model))
+                         language_adapters=language_adapters, task_adapters=tracker.task_adapter_rows(base_model))
+    _flag(tracker, parent_run_id, "report", warnings(rows, language_adapters))
     tracker.log_files(parent_run_id, [files.csv, files.json, files.heatmap, files.markdown], "report")
     return {"csv": str(files.csv), "json": str(files.json), "heatmap": str(files.heatmap), "markdown": str(files.markdown)}

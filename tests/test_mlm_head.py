@@ -19,16 +19,18 @@ LA = dict(steps=40, batch_size=4, learning_rate=1e-2, warmup_steps=0, max_length
           checkpoint_every=0)
 
 
+def save_headless(out, model_type: str, tokenizer):
+    """An encoder saved without its MLM head (like multilingual-e5-small's checkpoint)."""
+    torch.manual_seed(0)
+    config = tiny_config(model_type, vocab_size=len(tokenizer), hidden=32, layers=2, pad_token_id=tokenizer.pad_token_id)
+    transformers.AutoModel.from_config(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
 @pytest.fixture(scope="module")
 def headless_base(tmp_path_factory, tiny_tokenizer):
-    """A BERT encoder saved without its MLM head, like multilingual-e5-small's checkpoint."""
-    out = tmp_path_factory.mktemp("headless-bert")
-    torch.manual_seed(0)
-    config = tiny_config("bert", vocab_size=len(tiny_tokenizer), hidden=32, layers=2,
-                         pad_token_id=tiny_tokenizer.pad_token_id)
-    transformers.AutoModel.from_config(config).save_pretrained(out)
-    tiny_tokenizer.save_pretrained(out)
-    return out
+    return save_headless(tmp_path_factory.mktemp("headless-bert"), "bert", tiny_tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +83,20 @@ def test_warmup_brings_perplexity_far_below_the_vocabulary_before_any_adapter(wa
                                 mlm_head=result.head_file)
     assert la.metrics["initial_perplexity"] < vocabulary
     assert la.metrics["perplexity"] < la.metrics["initial_perplexity"]
+
+
+@pytest.mark.parametrize("model_type, head", [("xlm-roberta", "lm_head"), ("roberta", "lm_head"), ("camembert", "lm_head")])
+def test_every_architecture_refuses_a_missing_head_and_warms_its_own(model_type, head, tmp_path, tiny_tokenizer, corpora):
+    base = save_headless(tmp_path / "base", model_type, tiny_tokenizer)
+    with pytest.raises(MissingMlmHeadError, match=rf"missing: {head}\."):
+        load_mlm_model(base)
+    training = HeadWarmup(steps=5, batch_size=8, max_length=32, held_out_fraction=0.2)
+    result = warm_up_mlm_head(base, corpora, tmp_path / "head", training)
+    from safetensors.torch import load_file
+
+    assert sorted(load_file(str(result.head_file))) == [f"{head}.bias", f"{head}.dense.bias", f"{head}.dense.weight",
+                                                        f"{head}.layer_norm.bias", f"{head}.layer_norm.weight"]
+    load_mlm_model(base, head_weights=result.head_file)  # no longer refused
 
 
 def test_the_head_file_restores_tied_parameters(warmed, headless_base):
