@@ -6,8 +6,9 @@ Each script runs in its own process (no memory or thread state carried over) and
 to bench/results/; the table at the end is read back from those files and written to
 bench/results/summary.json and summary.md.
 
-The default measures every target in about 13 minutes on 2 idle cores, 4.5 of them the demo
-pipeline that the orchestration target is a fraction of (2 training-step rounds instead of 3, the
+The default measured every target in about 13 minutes on 2 idle cores, 4.5 of them the demo
+pipeline that the orchestration target is a fraction of (since the demo runs on the real encoder,
+that pipeline alone takes ~12 minutes; not re-measured as part of `make bench` yet) (2 training-step rounds instead of 3, the
 evaluation-throughput pass over the test set's first 128 sentences, no AdapterDrop). `--full`
 runs every script at its own rounds (25 forward rounds), AdapterDrop, and the orchestration
 overhead also on an unprepared machine and against a running server (about 30 minutes). The table

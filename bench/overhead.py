@@ -68,6 +68,8 @@ TARGET = 0.05
 # replacing the module attribute reaches every call; a function never called is reported.
 DOMAIN_FUNCTIONS = (
     ("language_adapters.base_model", "build_base_model"),
+    ("language_adapters.packaged_model", "packaged_model"),
+    ("language_adapters.mlm_head", "warm_up_mlm_head"),
     ("language_adapters.train", "train_language_adapter"),
     ("task_adapters.train", "train_task_adapter"),
     ("evaluation.zero_shot", "evaluate_zero_shot"),
@@ -189,7 +191,9 @@ def child_plain(pipeline_yaml: Path, process_start: float) -> dict[str, Any]:
     from evaluation.report import write_report
     from evaluation.zero_shot import evaluate_zero_shot
     from flows.config import load_pipeline_config
+    from flows.pipeline import base_model_name
     from language_adapters.base_model import build_base_model
+    from language_adapters.mlm_head import warm_up_mlm_head
     from language_adapters.train import train_language_adapter
     from task_adapters.data import LabelSet
     from task_adapters.train import train_task_adapter
@@ -204,7 +208,12 @@ def child_plain(pipeline_yaml: Path, process_start: float) -> dict[str, Any]:
             build = config.base_model.build
             build_base_model(build.corpora, base, build.base_model_spec(), cache_dir=out / "cache")
         else:
-            base = str(config.base_model.name_or_path)
+            base = base_model_name(config)  # a packaged model: its converted folder
+        head = None
+        if config.base_model.mlm_head == "warmup":
+            corpora = {code: config.corpus(code) for code, language in config.languages.items() if not language.adapter}
+            head = warm_up_mlm_head(base, corpora, out / "mlm_head", config.head_warmup_training(),
+                                    cache_dir=out / "cache").head_file
         torch.set_num_threads(max(1, cores // config.runner.max_workers))
         languages = {}
         for code in sorted(config.languages):
@@ -213,7 +222,8 @@ def child_plain(pipeline_yaml: Path, process_start: float) -> dict[str, Any]:
                 continue
             folder = out / "adapters" / "language" / code
             train_language_adapter(base, code, config.corpus(code), folder, config.language_training(),
-                                   checkpoint_dir=out / "checkpoints" / "language" / code, cache_dir=out / "cache")  # fmt: skip
+                                   checkpoint_dir=out / "checkpoints" / "language" / code, cache_dir=out / "cache",
+                                   mlm_head=head)  # fmt: skip
             languages[code] = str(folder)
         rows = []
         for name in sorted(config.tasks):

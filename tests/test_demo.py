@@ -58,7 +58,8 @@ def demo_run(fast_config):
 def test_fast_demo_runs_end_to_end(demo_run, fast_config):
     out = Path(yaml.safe_load(fast_config.read_text())["output_dir"])
     text = demo_run.stdout
-    assert "zero-shot F1" in text and "madx − no-la" in text and "done in" in text
+    assert "zero-shot entity F1 (%)" in text and "madx − no-la" in text and "done in" in text
+    assert "en dev entity F1:" in text and "majority-label baseline 0.0" in text  # beside the zero-shot table
     assert "madx ui" in text and str(out / "report" / "report.md") in text.replace("\n", "")
     rows = json.loads((out / "report" / "results.json").read_text())
     assert {(r["language"], r["setup"]) for r in rows} == {
