@@ -122,7 +122,7 @@ def reference(folder: Path, batch: dict, rounds: int) -> dict:
     step()
     timings, _ = time_interleaved({"adapters-full": (step, rounds)})
     return {"adapters-full": timings["adapters-full"].to_dict(), "library": f"adapters {adapters.__version__}",
-            "trainable_parameters": sum(p.numel() for p in params)}
+            "adapters_trainable_parameters": sum(p.numel() for p in params)}
 
 
 def main() -> int:
@@ -135,7 +135,7 @@ def main() -> int:
         print(RESULT_PREFIX + json.dumps(reference(Path(spec["folder"]), spec["batch"], spec["rounds"])), flush=True)
         return 0
 
-    from bench.common import machine_info, parser, set_threads, write_results
+    from bench.common import parser, set_threads, write_results
     from language_adapters.packaged_model import packaged_model
 
     p = parser(__doc__.splitlines()[0])
@@ -149,7 +149,7 @@ def main() -> int:
     batch = make_batch(folder, args.batch, args.length)
     tokens = args.batch * args.length
     results = {"model": "multilingual-e5-small", "folder": str(folder), "batch": args.batch, "length": args.length,
-               "threads": threads, "machine": machine_info(), **ours(folder, batch, args.rounds)}
+               "threads": threads, **ours(folder, batch, args.rounds)}
     if not args.no_adapterhub:
         python = subprocess.run(["bash", str(ROOT / "scripts" / "adapterhub_env.sh")], check=True,
                                 capture_output=True, text=True).stdout.strip().splitlines()[-1]
