@@ -154,7 +154,7 @@ def warm_up_mlm_head(
     vocabulary = corpus_vocabulary(train).to(device) if training.softmax_vocabulary == "corpus" else None
 
     before = _held_out(model, chunks, tokenizer, training, device)
-    notify("eval", 0, _flat("perplexity", before))
+    notify("eval", 0, {"perplexity": _geometric_mean(before.values()), **_flat("perplexity", before)})
     generator = torch.Generator().manual_seed(training.seed + 1)
     order_rng = torch.Generator().manual_seed(training.seed + 2)
     started, running = time.perf_counter(), []
@@ -174,7 +174,7 @@ def warm_up_mlm_head(
             running = []
     seconds = time.perf_counter() - started
     after = _held_out(model, chunks, tokenizer, training, device)
-    notify("eval", training.steps, _flat("perplexity", after))
+    notify("eval", training.steps, {"perplexity": _geometric_mean(after.values()), **_flat("perplexity", after)})
     broken = {language: value for language, value in after.items() if value >= len(tokenizer)}
     if broken:  # worse than a uniform guess over the vocabulary: the head did not learn
         raise DataError(
