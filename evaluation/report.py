@@ -91,7 +91,7 @@ def metric_name(rows: list[dict[str, Any]], task: str) -> str:
     return "entity F1" if schemes == {"iob2"} else "word accuracy" if schemes == {"plain"} else "F1"
 
 
-def warnings(rows: list[dict[str, Any]], language_adapters: list[dict[str, Any]] | None = None) -> list[str]:
+def untrustworthy(rows: list[dict[str, Any]], language_adapters: list[dict[str, Any]] | None = None) -> list[str]:
     """What makes a number in the report untrustworthy, in words: cells no better than always
     answering the majority label, a matrix whose cells are all equal, flagged language adapters."""
     found = []
@@ -155,7 +155,7 @@ def to_markdown(rows: list[dict[str, Any]], title: str, language_adapters: list[
         lines.append("")
     present = [s for s in SETUP_ORDER if any(r["setup"] == s for r in rows)]
     lines += ["Setups: " + "; ".join(f"`{s}` = {SETUP_MEANING[s]}" for s in present) + ".", ""]
-    found = warnings(rows, language_adapters)
+    found = untrustworthy(rows, language_adapters)
     if found:
         lines += ["## Warnings", "", *[f"- {line}" for line in found], ""]
     if language_adapters:

@@ -271,7 +271,7 @@ def register(app: typer.Typer) -> None:
 def print_table(rows: list[dict], task_adapters: list[dict] | None = None, language_adapters: list[dict] | None = None) -> None:
     """The zero-shot matrix per task, named by its real metric, beside the source-language dev
     score and the majority-label baseline; then whatever makes a number untrustworthy."""
-    from evaluation.report import averages, f1_table, metric_name, warnings
+    from evaluation.report import averages, f1_table, metric_name, untrustworthy
 
     trained = {row["task"]: row for row in task_adapters or []}
     for task_name in sorted({row["task"] for row in rows}):
@@ -311,7 +311,7 @@ def print_table(rows: list[dict], task_adapters: list[dict] | None = None, langu
                 values.append("")
             table.add_row("[bold]average[/]", *[f"[bold]{v}[/]" for v in values])
         console.print(table)
-    for line in warnings(rows, language_adapters):
+    for line in untrustworthy(rows, language_adapters):
         console.print(f"[bold yellow]warning:[/] {line}", highlight=False)
 
 

@@ -344,11 +344,11 @@ def build_report_task(config: PipelineConfig, base_model: str, target: TrackingT
     rows = tracker.evaluation_rows(base_model)
     if not rows:
         return {}
-    from evaluation.report import warnings
+    from evaluation.report import untrustworthy
 
     language_adapters = tracker.language_adapter_rows(base_model)
     files = write_report(rows, Path(config.output_dir) / "report", title=f"{config.name}: zero-shot transfer",
                          language_adapters=language_adapters, task_adapters=tracker.task_adapter_rows(base_model))
-    _flag(tracker, parent_run_id, "report", warnings(rows, language_adapters))
+    _flag(tracker, parent_run_id, "report", untrustworthy(rows, language_adapters))
     tracker.log_files(parent_run_id, [files.csv, files.json, files.heatmap, files.markdown], "report")
     return {"csv": str(files.csv), "json": str(files.json), "heatmap": str(files.heatmap), "markdown": str(files.markdown)}

@@ -90,3 +90,24 @@ def test_report_files(matrix, tmp_path):
     assert files.csv.read_text().splitlines()[0].startswith("task,language,setup,f1,precision,recall")
     assert len(files.csv.read_text().splitlines()) == 1 + len(rows)
     assert files.heatmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and files.heatmap.stat().st_size > 5000
+
+
+def test_report_names_the_metric_and_flags_numbers_at_the_majority_baseline_or_all_equal():
+    from evaluation.report import to_markdown, untrustworthy
+
+    def row(language, setup, score, scheme="plain"):
+        return {"task": "pos", "language": language, "setup": setup, "source_language": "en", "scheme": scheme,
+                "f1": score, "majority_baseline": 0.18}
+
+    rows = [row("de", "madx", 0.19), row("de", "no-la", 0.70), row("es", "madx", 0.80), row("es", "no-la", 0.75)]
+    dev = [{"task": "pos", "source_language": "en", "dev_f1": 0.916, "dev_majority_baseline": 0.182, "majority_label": "NOUN"}]
+    text = to_markdown(rows, "t", [{"language": "de", "initial_perplexity": 9.0, "perplexity": 3.0,
+                                    "flags": "small_held_out: 4 held-out sequences"}], dev)
+    assert "## Task `pos`: zero-shot word accuracy (%)" in text
+    assert "Source-language dev word accuracy: **91.6** (majority-label baseline 18.2, always `NOUN`)" in text
+    assert "| de | 19.0 | 70.0 | -51.0 | 18.0 |" in text  # the baseline beside the cells
+    assert "within 2 points of the majority-label baseline (the tagger transferred nothing there): de/madx" in text
+    assert "language adapter `de`: small_held_out" in text
+    flat = [row(lang, setup, 0.5, "iob2") for lang in ("de", "es") for setup in ("madx", "no-la")]
+    assert any("every cell of the matrix is 50.0" in line for line in untrustworthy(flat))
+    assert "zero-shot entity F1" in to_markdown(flat, "t")
