@@ -27,6 +27,7 @@ from language_adapters.train import Position, next_batch
 from madx.errors import ConfigError
 from madx.fileutil import atomic_directory
 from madx.loading import build_model
+from madx.seeding import SEEDING_VERSION, own_dropout, seeded_global_rng
 from madx.tokenizer import train_sentencepiece_tokenizer
 from madx.training import pick_device
 
@@ -97,8 +98,9 @@ def build_base_model(
             train += chunks.train
             held_out += chunks.held_out
 
-        torch.manual_seed(spec.seed)
-        model = build_model(_model_config(spec, tokenizer), head="mlm").to(device)
+        with seeded_global_rng(spec.seed):
+            model = build_model(_model_config(spec, tokenizer), head="mlm").to(device)
+        own_dropout(model, torch.Generator(device=device).manual_seed(spec.seed + 2))
         optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.01)
         scheduler = get_linear_schedule_with_warmup(optimizer, min(spec.warmup_steps, spec.steps), spec.steps)
         generator = torch.Generator().manual_seed(spec.seed + 1)
@@ -162,7 +164,7 @@ def _model_config(spec: BaseModelSpec, tokenizer) -> XLMRobertaConfig:
 
 
 def _fingerprint(spec: BaseModelSpec, texts: Mapping[str, list[str]]) -> str:
-    digest = hashlib.sha256(json.dumps(dataclasses.asdict(spec), sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps({**dataclasses.asdict(spec), "seeding": SEEDING_VERSION}, sort_keys=True).encode())
     for language in sorted(texts):
         digest.update(language.encode() + b"\0")
         for line in texts[language]:

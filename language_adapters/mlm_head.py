@@ -45,6 +45,7 @@ from language_adapters.mlm import (
 from madx.errors import ConfigError, DataError
 from madx.fileutil import atomic_directory
 from madx.loading import load_config, load_mlm_model, load_tokenizer, usable_length
+from madx.seeding import seeded_global_rng
 from madx.surgery import architecture_of, get_path
 from madx.training import pick_device
 
@@ -138,8 +139,8 @@ def warm_up_mlm_head(
     train = [chunk for language in chunks for chunk in chunks[language].train]
     if len(train) < training.batch_size:
         raise DataError(f"the corpora yield {len(train)} training sequences; one warm-up batch needs {training.batch_size}")
-    torch.manual_seed(training.seed)  # the random initial head (transformers draws it from the global RNG)
-    model = load_mlm_model(base_model, head_weights=None, allow_missing_head=True).to(device)
+    with seeded_global_rng(training.seed):  # the random initial head (transformers draws it from the global RNG)
+        model = load_mlm_model(base_model, head_weights=None, allow_missing_head=True).to(device)
     if training.init == "identity":
         _start_near_the_embeddings(model, train)
     head_parameters = _head_parameters(model)

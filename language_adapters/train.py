@@ -35,11 +35,12 @@ from language_adapters.mlm import (
 )
 from madx.config import resolve_config
 from madx.errors import ConfigError, DataError, TrainingFailedError
-from madx.fileutil import atomic_directory, recover_interrupted, sha256_of_file
+from madx.fileutil import atomic_directory, recover_interrupted, sha256_of_file, without_folders
 from madx.loading import load_config, load_mlm_model, load_tokenizer, usable_length
 from madx.io import adapter_state_dict, load_adapter_weights, save_adapter
 from madx.model import AdapterModel
-from madx.training import load_optimizer, make_optimizer, pick_device, save_optimizer
+from madx.seeding import SEEDING_VERSION, derive_seed, own_dropout, seeded_global_rng
+from madx.training import load_optimizer, make_optimizer, metrics_file, pick_device, save_optimizer, without_timings
 
 # on_event(kind, step, metrics): kind is "train" (every log_every steps), "eval", or "checkpoint".
 EventCallback = Callable[[str, int, dict[str, float]], None]
@@ -138,6 +139,9 @@ def train_language_adapter(
     source = CorpusSource.parse(corpus)
     notify = on_event or (lambda kind, step, metrics: None)
     device = pick_device(training.device)
+    # Every random stream of this training (held-out split, data order, masks, init, dropout) comes
+    # from this seed: the configured one and the language, so languages never share a stream.
+    seed = derive_seed(training.seed, "language_adapter", language)
 
     base_config = load_config(base_model)  # an unsupported architecture fails here, before any work
     tok = load_tokenizer(tokenizer or base_model)
@@ -147,7 +151,7 @@ def train_language_adapter(
         tok,
         max_length,
         training.held_out_fraction,
-        training.seed,
+        seed,
         description=f"corpus {source.describe()}",
     )
     micro_batch = training.batch_size // training.grad_accumulation
@@ -161,11 +165,13 @@ def train_language_adapter(
     if len(chunks.held_out) < MIN_HELD_OUT_SEQUENCES:
         flags.append(f"small_held_out: {len(chunks.held_out)} held-out sequences (< {MIN_HELD_OUT_SEQUENCES}), "
                      "the perplexities are rough")
-    model = load_mlm_model(base_model, head_weights=mlm_head).to(device)  # refuses a random head
-    torch.manual_seed(training.seed)  # adapter init
-    am = AdapterModel(model)
-    am.add_adapter(language, resolve_config(training.adapter))
+    with seeded_global_rng(seed):  # adapter init
+        model = load_mlm_model(base_model, head_weights=mlm_head).to(device)  # refuses a random head
+        am = AdapterModel(model)
+        am.add_adapter(language, resolve_config(training.adapter))
     count = am.train_adapter(language)
+    dropout_rng = torch.Generator(device=device).manual_seed(seed + 2)
+    own_dropout(model, dropout_rng)
     optimizer, scheduler = make_optimizer(
         am, training.learning_rate, training.weight_decay, training.warmup_steps, training.steps
     )
@@ -173,19 +179,17 @@ def train_language_adapter(
     fingerprint = _fingerprint(base_model, language, source, training, chunks,
                                sha256_of_file(mlm_head) if mlm_head else None)
     position, history = Position(), []
-    mask_rng = torch.Generator().manual_seed(training.seed + 1)
-    resumed_from = _restore(checkpoint_dir, fingerprint, am, language, optimizer, scheduler, mask_rng)
+    mask_rng = torch.Generator().manual_seed(seed + 1)
+    resumed_from = _restore(checkpoint_dir, fingerprint, am, language, optimizer, scheduler, mask_rng, dropout_rng)
     resumed_step = None
     if resumed_from is not None:
         position, history = resumed_from
         resumed_step = position.step
         notify("resume", position.step, {"step": position.step})
-    else:
-        torch.manual_seed(training.seed + 2)  # dropout stream
 
     if resumed_from is None:
         # Step 0: the base model with a fresh (near-identity) adapter, the baseline the curve starts from.
-        row = {"step": 0, **_held_out_loss(model, chunks, tok, training, device)}
+        row = {"step": 0, **_held_out_loss(model, chunks, tok, training, seed, device)}
         history.append(row)
         notify("eval", 0, row)
         _refuse_untrained_head(row["perplexity"], len(tok), base_model, language)
@@ -196,7 +200,7 @@ def train_language_adapter(
         started = time.perf_counter()
         step_loss = 0.0
         for _ in range(training.grad_accumulation):
-            batch = next_batch(chunks.train, position, micro_batch, training.seed)
+            batch = next_batch(chunks.train, position, micro_batch, seed)
             loss, tokens, _ = mlm_batch_loss(model, batch, tok, mask_rng, training.mlm_probability, device,
                                              vocabulary=vocabulary)
             (loss / training.grad_accumulation).backward()
@@ -223,12 +227,13 @@ def train_language_adapter(
             notify("train", position.step, row)
             running_loss, running_steps = 0.0, 0
         if position.step % training.eval_every == 0 or last:
-            row = {"step": position.step, **_held_out_loss(model, chunks, tok, training, device)}
+            row = {"step": position.step, **_held_out_loss(model, chunks, tok, training, seed, device)}
             history.append(row)
             notify("eval", position.step, row)
             model.train()
         if training.checkpoint_every and position.step % training.checkpoint_every == 0 and not last:
-            _save_checkpoint(checkpoint_dir, fingerprint, am, language, optimizer, scheduler, mask_rng, position, history)
+            _save_checkpoint(checkpoint_dir, fingerprint, am, language, optimizer, scheduler, mask_rng, dropout_rng,
+                             position, history)
             notify("checkpoint", position.step, {"step": position.step})
 
     final_eval = next(row for row in reversed(history) if "mlm_loss" in row)
@@ -255,10 +260,9 @@ def train_language_adapter(
         "kind": "language_adapter",
         "flags": flags,
         "language": language,
-        "corpus": source.describe(),
+        "corpus": without_folders(source.describe()),
         "training": training.to_dict(),
-        "metrics": metrics,
-        "fingerprint": fingerprint,
+        "metrics": without_timings(metrics),
         **(metadata or {}),
     }
     save_adapter(
@@ -266,7 +270,7 @@ def train_language_adapter(
         language,
         out_dir,
         metadata=metadata,
-        extra_files={"metrics.json": json.dumps({"metrics": metrics, "history": history}, indent=2) + "\n"},
+        extra_files=metrics_file(metrics, history),
     )
     shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the adapter is saved; the checkpoint has served
     return LanguageAdapterResult(out_dir, metrics, history, resumed_step, flags)
@@ -284,10 +288,9 @@ def _refuse_untrained_head(perplexity: float, vocabulary_size: int, base_model, 
         )
 
 
-def _held_out_loss(model, chunks: MlmChunks, tokenizer, training: LanguageAdapterTraining, device) -> dict[str, float]:
-    return evaluate_mlm(
-        model, chunks.held_out, tokenizer, training.batch_size, training.mlm_probability, training.seed + 3, device
-    )
+def _held_out_loss(model, chunks: MlmChunks, tokenizer, training: LanguageAdapterTraining, seed: int,
+                   device) -> dict[str, float]:
+    return evaluate_mlm(model, chunks.held_out, tokenizer, training.batch_size, training.mlm_probability, seed + 3, device)
 
 
 def next_batch(sequences: list[list[int]], position: Position, size: int, seed: int) -> list[list[int]]:
@@ -295,7 +298,8 @@ def next_batch(sequences: list[list[int]], position: Position, size: int, seed: 
     function of (seed, epoch, cursor) and a resumed run continues where it stopped."""
     if position.cursor + size > len(sequences):
         position.epoch, position.cursor = position.epoch + 1, 0
-    order = torch.randperm(len(sequences), generator=torch.Generator().manual_seed(seed * 1_000_003 + position.epoch))
+    epoch_seed = (seed * 1_000_003 + position.epoch) % 2**63  # in torch's seed range for any seed
+    order = torch.randperm(len(sequences), generator=torch.Generator().manual_seed(epoch_seed))
     picked = order[position.cursor : position.cursor + size].tolist()
     position.cursor += size
     return [sequences[i] for i in picked]
@@ -305,7 +309,8 @@ def _fingerprint(base_model, language: str, source: CorpusSource, training: Lang
                  mlm_head_sha256: str | None) -> str:
     """Identifies a training run: a checkpoint resumes only the run that wrote it."""
     digest = hashlib.sha256()
-    header = {"base": str(base_model), "language": language, "corpus": source.describe(), "training": training.to_dict()}
+    header = {"base": str(base_model), "language": language, "corpus": source.describe(), "training": training.to_dict(),
+              "seeding": SEEDING_VERSION}
     if mlm_head_sha256:
         header["mlm_head"] = mlm_head_sha256
     digest.update(json.dumps(header, sort_keys=True, default=str).encode())
@@ -314,16 +319,17 @@ def _fingerprint(base_model, language: str, source: CorpusSource, training: Lang
     return digest.hexdigest()
 
 
-def _save_checkpoint(folder, fingerprint, am, language, optimizer, scheduler, mask_rng, position, history) -> None:
+def _save_checkpoint(folder, fingerprint, am, language, optimizer, scheduler, mask_rng, dropout_rng, position,
+                     history) -> None:
     with atomic_directory(folder) as staging:
         save_file(adapter_state_dict(am, language), str(staging / "adapter.safetensors"))
         save_optimizer(optimizer, scheduler, staging)
-        save_file({"torch": torch.get_rng_state(), "mask": mask_rng.get_state()}, str(staging / "rng.safetensors"))
+        save_file({"dropout": dropout_rng.get_state(), "mask": mask_rng.get_state()}, str(staging / "rng.safetensors"))
         state = {"fingerprint": fingerprint, "position": dataclasses.asdict(position), "history": history}
         (staging / "state.json").write_text(json.dumps(state), encoding="utf-8")
 
 
-def _restore(folder: Path, fingerprint, am, language, optimizer, scheduler, mask_rng):
+def _restore(folder: Path, fingerprint, am, language, optimizer, scheduler, mask_rng, dropout_rng):
     """Load the checkpoint in `folder` if it belongs to this run; return (position, history) or None."""
     recover_interrupted(folder)  # a process killed while replacing the checkpoint left the old one beside it
     state_file = folder / "state.json"
@@ -335,6 +341,6 @@ def _restore(folder: Path, fingerprint, am, language, optimizer, scheduler, mask
     load_adapter_weights(am, language, folder / "adapter.safetensors")
     load_optimizer(optimizer, scheduler, folder)
     rng = load_file(str(folder / "rng.safetensors"))
-    torch.set_rng_state(rng["torch"])
+    dropout_rng.set_state(rng["dropout"])
     mask_rng.set_state(rng["mask"])
     return Position(**state["position"]), state["history"]

@@ -132,3 +132,12 @@ def _fsync_tree(folder: Path) -> None:
         if path.is_file():
             with path.open("rb") as handle:
                 os.fsync(handle.fileno())
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:./])/(?:[^\s,/\[\]]+/)*([^\s,/\[\]]+)")
+
+
+def without_folders(text: str) -> str:
+    """`text` with every absolute path shortened to its last part: what a saved adapter records of
+    its inputs, so that it stays the same bytes wherever the inputs and outputs lie."""
+    return _ABSOLUTE_PATH.sub(lambda match: match.group(1), text)

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from madx.config import AdapterConfig
 from madx.errors import AdapterLoadError, ConfigError
-from madx.fileutil import atomic_directory
+from madx.fileutil import atomic_directory, without_folders
 from madx.model import AdapterModel
 
 FORMAT = "madx-adapter"
@@ -75,7 +75,7 @@ def save_adapter(
         "name": name,
         "config": am.configs[name].to_dict(),
         "base_model": {
-            "name_or_path": str(getattr(am.model.config, "_name_or_path", "") or ""),
+            "name_or_path": without_folders(str(getattr(am.model.config, "_name_or_path", "") or "")),
             "model_type": am.model_type,
             "hidden_size": am.hidden_size,
             "num_hidden_layers": am.num_layers,

@@ -18,6 +18,21 @@ from madx.errors import ConfigError
 from madx.model import AdapterModel
 
 
+# Wall-clock measurements: logged to MLflow, never saved beside the weights, so that an adapter
+# folder is the same bytes for the same config and seeds.
+TIMINGS = frozenset({"tokens_per_second"})
+
+
+def without_timings(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in record.items() if key not in TIMINGS}
+
+
+def metrics_file(metrics: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, str]:
+    """The `metrics.json` an adapter folder carries: final metrics and curves, less timings."""
+    record = {"metrics": without_timings(metrics), "history": [without_timings(row) for row in history]}
+    return {"metrics.json": json.dumps(record, indent=2) + "\n"}
+
+
 def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -8,7 +8,6 @@ are the ones saved.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,10 +21,12 @@ from evaluation.predict import evaluate_tagging, pad_rows
 from madx.composition import Stack
 from madx.config import resolve_config
 from madx.errors import ConfigError, DataError, TrainingFailedError
+from madx.fileutil import without_folders
 from madx.io import load_adapter, save_adapter
 from madx.loading import load_config, load_model, load_tokenizer, usable_length
 from madx.model import AdapterModel
-from madx.training import make_optimizer, pick_device
+from madx.seeding import derive_seed, own_dropout, seeded_global_rng
+from madx.training import make_optimizer, metrics_file, pick_device, without_timings
 from task_adapters.data import (
     IGNORE_INDEX,
     LabeledSource,
@@ -123,12 +124,15 @@ def train_task_adapter(
             f"training set {train_corpus.source} has {len(train_rows)} rows; one batch needs {training.batch_size}"
         )
 
-    torch.manual_seed(training.seed)
-    model = load_model(base_model, "token", num_labels=len(label_set)).to(device)
-    am = AdapterModel(model)
-    source_language = load_adapter(am, source_language_adapter, with_head=False)
-    am.add_adapter(task, resolve_config(training.adapter))
-    am.new_token_head(label_set.id2label)
+    # Init, data order and dropout all come from this seed: the configured one and the task.
+    seed = derive_seed(training.seed, "task_adapter", task)
+    with seeded_global_rng(seed):
+        model = load_model(base_model, "token", num_labels=len(label_set)).to(device)
+        am = AdapterModel(model)
+        source_language = load_adapter(am, source_language_adapter, with_head=False)
+        am.add_adapter(task, resolve_config(training.adapter))
+        am.new_token_head(label_set.id2label)
+    own_dropout(model, torch.Generator(device=device).manual_seed(seed + 1))
     am.set_active(Stack(source_language, task))
     count = am.train_adapter(task, train_head=True)
 
@@ -143,7 +147,7 @@ def train_task_adapter(
     started, tokens, step = time.perf_counter(), 0, 0
     for epoch in range(1, training.epochs + 1):
         model.train()
-        order = torch.randperm(len(input_ids), generator=torch.Generator().manual_seed(training.seed + epoch)).tolist()
+        order = torch.randperm(len(input_ids), generator=torch.Generator().manual_seed(seed + epoch)).tolist()
         epoch_loss = 0.0
         for start in range(0, steps_per_epoch * training.batch_size, training.batch_size):
             batch = order[start : start + training.batch_size]
@@ -191,15 +195,15 @@ def train_task_adapter(
         "label_scheme": label_set.scheme,
         "labels": list(label_set.labels),
         "majority_label": baseline.label,
-        "train": train_corpus.source,
-        "dev": dev_corpus.source,
+        "train": without_folders(train_corpus.source),
+        "dev": without_folders(dev_corpus.source),
         "training": training.to_dict(),
-        "metrics": metrics,
+        "metrics": without_timings(metrics),
         **(metadata or {}),
     }
     save_adapter(
         am, task, out_dir, with_head=True, metadata=metadata,
-        extra_files={"metrics.json": json.dumps({"metrics": metrics, "history": history}, indent=2) + "\n"},
+        extra_files=metrics_file(metrics, history),
     )
     return TaskAdapterResult(Path(out_dir), metrics, history, label_set, source_language, baseline.label)
 
