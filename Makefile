@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench ui-check
 setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
@@ -26,7 +26,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/madx demo
+	$(VENV)/bin/madx demo $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest
@@ -34,3 +34,12 @@ test: setup
 # The adapter cost benchmarks (bench/README.md): every target, ~13 min on 2 idle cores. BENCH_ARGS="--full", "--threads 1" etc.
 bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The MLflow UI as the comparison tool, checked in headless Chromium (scripts/mlflow_ui_check.py):
+# needs Debian's Chromium (apt-get install -y chromium); installs Playwright (the `ui-check` extra)
+# once. OUTPUT=runs/demo checks that finished pipeline folder, without OUTPUT a small fake store;
+# screenshots go to runs/ui-check/. UI_CHECK_ARGS="--group-by tag:madx.setup --metric f1" etc.
+ui-check: setup
+	@test -x /usr/bin/chromium || command -v chromium >/dev/null || { echo "ui-check: Chromium is missing: apt-get install -y chromium" >&2; exit 2; }
+	@$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[ui-check]' 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	$(PY) scripts/mlflow_ui_check.py $(if $(OUTPUT),--output-dir $(OUTPUT),--demo-store) --chromium "$$(command -v chromium || echo /usr/bin/chromium)" $(UI_CHECK_ARGS)

@@ -26,7 +26,7 @@ from typing import Any, Literal, get_args
 
 from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
 from seqeval.metrics.v1 import precision_recall_fscore_support, unique_labels
-from seqeval.scheme import IOB2
+from seqeval.scheme import IOB2, Entities
 
 Scheme = Literal["iob2", "plain"]
 
@@ -54,6 +54,36 @@ def score_tagging(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], 
     if scheme == "iob2":
         return base | _entity_scores(gold, pred)
     return base | _word_scores(gold, pred)
+
+
+def sentence_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: Scheme) -> list[tuple[int, ...]]:
+    """Per sentence, the counts a corpus score is made of, so a resample of sentences can be scored
+    without the tags (`evaluation.comparison`): plain (correct words, words); iob2 (entities found
+    exactly, predicted entities, gold entities), with seqeval's strict IOB2 entities, so summed over
+    every sentence they give `score_tagging`'s numbers."""
+    gold, pred = _checked_lists(gold, pred)
+    if scheme == "plain":
+        return [(sum(g == p for g, p in zip(gold_tags, pred_tags)), len(gold_tags)) for gold_tags, pred_tags in zip(gold, pred)]
+    counts = []
+    for gold_tags, pred_tags in zip(gold, pred):
+        gold_entities = set(Entities([gold_tags], IOB2).entities[0])
+        pred_entities = set(Entities([pred_tags], IOB2).entities[0])
+        counts.append((len(gold_entities & pred_entities), len(pred_entities), len(gold_entities)))
+    return counts
+
+
+def score_from_counts(totals: Sequence[float], scheme: Scheme) -> float:
+    """The corpus score (`f1`) from summed `sentence_counts`: word accuracy, or entity F1 = 2 tp / (predicted + gold)."""
+    if scheme == "plain":
+        correct, words = totals
+        return float(correct / words) if words else 0.0
+    found, predicted, gold = totals
+    return float(2 * found / (predicted + gold)) if predicted + gold else 0.0
+
+
+def score_key(scheme: Scheme) -> str:
+    """The name a task's headline score is tracked under: what it is, not `f1` for both."""
+    return "entity_f1" if scheme == "iob2" else "word_accuracy"
 
 
 def majority_score(gold: Sequence[Sequence[str]], label: str, scheme: Scheme) -> float:

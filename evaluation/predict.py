@@ -8,7 +8,7 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
-from evaluation.metrics import score_tagging
+from evaluation.metrics import score_tagging, sentence_counts
 from task_adapters.data import LabelSet, TaggedCorpus, encode_tagged, predictions_to_tags
 
 
@@ -61,4 +61,8 @@ def evaluate_tagging(
     encoded = encoded if encoded is not None else encode_tagged(corpus, tokenizer, label_set, max_length)
     label_ids = predict_label_ids(model, encoded, tokenizer.pad_token_id, batch_size, device)
     predicted = predictions_to_tags(encoded, label_ids, label_set)
-    return score_tagging(corpus.tag_sequences(), predicted, label_set.scheme)
+    gold = corpus.tag_sequences()
+    scores = score_tagging(gold, predicted, label_set.scheme)
+    # per sentence, for intervals by resampling sentences (a list: flatten_scores leaves it out)
+    scores["sentence_counts"] = sentence_counts(gold, predicted, label_set.scheme)
+    return scores

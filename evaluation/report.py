@@ -1,5 +1,10 @@
-"""The comparison report of a zero-shot matrix: a tidy table (CSV + JSON), an F1 heatmap (PNG) and
-a Markdown summary with per-language deltas of MAD-X over the task adapter alone."""
+"""The comparison report of a zero-shot matrix scored over several seeds.
+
+Files: results.csv / results.json (one row per task, language, setup and seed), summary.json (each
+cell's mean and sd over seeds, each difference with its 95 % paired bootstrap interval), a heatmap
+(PNG) and report.md, which shows per language the mean +- sd of every setup and the differences
+madx - no-la and madx - en-la with their intervals (`evaluation.comparison`).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,13 @@ import csv
 import io
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from evaluation.comparison import AVERAGE, CellStatistics, Difference, cell_statistics, paired_differences
 from madx.fileutil import atomic_write, atomic_write_text
 
 SETUP_ORDER = ("madx", "madx-2.0", "en-la", "no-la")
@@ -20,6 +28,8 @@ SETUP_MEANING = {
     "en-la": "Stack(source language adapter, task adapter)",
     "no-la": "the task adapter alone, no language adapter",
 }
+# What MAD-X claims, as differences of setups: each is reported when both setups were scored.
+COMPARISONS = (("madx", "no-la"), ("madx", "en-la"))
 # A zero-shot cell less than this far above the majority-label baseline is flagged in the report.
 MAJORITY_MARGIN = 0.02
 
@@ -30,6 +40,94 @@ class ReportFiles:
     json: Path
     heatmap: Path
     markdown: Path
+    summary: Path
+
+
+@dataclass
+class TaskSummary:
+    """One task's matrix, aggregated over seeds."""
+
+    task: str
+    scheme: str | None
+    source_language: str | None
+    languages: list[str]
+    setups: list[str]
+    seeds: list[int]
+    cells: dict[tuple[str, str], CellStatistics]
+    averages: dict[str, CellStatistics]  # per setup: mean over target languages, then over seeds
+    baselines: dict[str, float]  # language -> majority-label baseline
+    # "madx − no-la" -> {language or AVERAGE: Difference}
+    differences: dict[str, dict[str, Difference]] = field(default_factory=dict)
+
+    @property
+    def metric(self) -> str:
+        return {"iob2": "entity F1", "plain": "word accuracy"}.get(self.scheme or "", "F1")
+
+    @property
+    def targets(self) -> list[str]:
+        return [language for language in self.languages if language != self.source_language]
+
+
+def comparison_label(a: str, b: str) -> str:
+    return f"{a} − {b}"
+
+
+def summarise(rows: list[dict[str, Any]], counts: dict[str, np.ndarray] | None = None) -> list[TaskSummary]:
+    """Aggregate per-seed rows ({task, language, setup, seed, f1, scheme, source_language, run_id,
+    majority_baseline}) into one TaskSummary per task. `counts` (run_id -> per-sentence counts)
+    gives the differences their intervals; without it there are no differences."""
+    summaries = []
+    for task in sorted({row["task"] for row in rows}):
+        mine = [row for row in rows if row["task"] == task]
+        schemes = {row.get("scheme") for row in mine}
+        source = next((row.get("source_language") for row in mine if row.get("source_language")), None)
+        by_cell: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
+        for row in mine:
+            by_cell[(row["language"], row["setup"])][int(row.get("seed", 0))] = row
+        languages = sorted({language for language, _ in by_cell})
+        present = {setup for _, setup in by_cell}
+        setups = [s for s in SETUP_ORDER if s in present] + sorted(present - set(SETUP_ORDER))
+        cells = {key: cell_statistics([by_seed[s]["f1"] for s in sorted(by_seed)]) for key, by_seed in by_cell.items()}
+        baselines = {row["language"]: float(row["majority_baseline"]) for row in mine
+                     if row.get("majority_baseline") is not None}
+        summary = TaskSummary(task, schemes.pop() if len(schemes) == 1 else None, source, languages, setups,
+                              sorted({int(row.get("seed", 0)) for row in mine}), cells, {}, baselines)
+        summary.averages = _averages(summary, by_cell)
+        if counts is not None and summary.scheme is not None:
+            for a, b in COMPARISONS:
+                pairs = _paired_counts(summary, by_cell, counts, a, b)
+                if pairs:
+                    summary.differences[comparison_label(a, b)] = paired_differences(pairs, summary.scheme)
+        summaries.append(summary)
+    return summaries
+
+
+def _averages(summary: TaskSummary, by_cell) -> dict[str, CellStatistics]:
+    """Per setup: for each seed the mean over the target languages scored with it, then mean +- sd."""
+    out = {}
+    for setup in summary.setups:
+        per_seed = []
+        for seed in summary.seeds:
+            scores = [by_cell[(lang, setup)][seed]["f1"] for lang in summary.targets if seed in by_cell.get((lang, setup), {})]
+            if scores:
+                per_seed.append(sum(scores) / len(scores))
+        if per_seed:
+            out[setup] = cell_statistics(per_seed)
+    return out
+
+
+def _paired_counts(summary: TaskSummary, by_cell, counts: dict[str, np.ndarray], a: str, b: str):
+    """language -> (counts of a, counts of b), each (seeds, sentences, k), over the seeds every
+    target language has for both setups (so the average pairs seeds across languages)."""
+    languages = [lang for lang in summary.targets if (lang, a) in by_cell and (lang, b) in by_cell]
+    seed_sets = [set(by_cell[(lang, a)]) & set(by_cell[(lang, b)]) for lang in languages]
+    seeds = sorted(set.intersection(*seed_sets)) if seed_sets else []
+    pairs = {}
+    for language in languages:
+        runs = [(by_cell[(language, a)][seed].get("run_id"), by_cell[(language, b)][seed].get("run_id")) for seed in seeds]
+        if seeds and all(x in counts and y in counts for x, y in runs):
+            pairs[language] = (np.stack([counts[x] for x, _ in runs]), np.stack([counts[y] for _, y in runs]))
+    return pairs
 
 
 def write_report(
@@ -38,25 +136,68 @@ def write_report(
     title: str = "Zero-shot transfer",
     language_adapters: list[dict[str, Any]] | None = None,
     task_adapters: list[dict[str, Any]] | None = None,
+    counts: dict[str, np.ndarray] | None = None,
+    notes: list[str] | None = None,
 ) -> ReportFiles:
-    """Write results.csv, results.json, heatmap.png and report.md into `out_dir`.
+    """Write results.csv, results.json, summary.json, heatmap.png and report.md into `out_dir`.
 
     `language_adapters`: optional rows {language, initial_perplexity, perplexity, flags} (held-out
     MLM perplexity before and after training each language's adapter), shown in report.md.
     `task_adapters`: optional rows {task, source_language, dev_f1, dev_majority_baseline,
-    majority_label}: the source-language dev score shown beside each task's zero-shot table."""
+    majority_label}: the source-language dev score shown beside each task's zero-shot table.
+    `counts`: run_id -> per-sentence counts of each row's evaluation, for the intervals.
+    `notes`: lines about the data and the base model, shown under the tables."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = ReportFiles(out_dir / "results.csv", out_dir / "results.json", out_dir / "heatmap.png", out_dir / "report.md")
+    files = ReportFiles(out_dir / "results.csv", out_dir / "results.json", out_dir / "heatmap.png",
+                        out_dir / "report.md", out_dir / "summary.json")
+    if counts is None and any("sentence_counts" in row for row in rows):  # rows straight from evaluate_zero_shot
+        rows = [{**row, "run_id": row.get("run_id") or f"row-{i}"} for i, row in enumerate(rows)]
+        counts = {row["run_id"]: np.asarray(row["sentence_counts"], dtype=float) for row in rows if "sentence_counts" in row}
+    rows = [{key: value for key, value in row.items() if key != "sentence_counts"} for row in rows]
+    summaries = summarise(rows, counts)
     atomic_write_text(files.csv, to_csv(rows))
     atomic_write_text(files.json, json.dumps(rows, indent=2, sort_keys=True) + "\n")
-    atomic_write_text(files.markdown, to_markdown(rows, title, language_adapters, task_adapters))
-    write_heatmap(rows, files.heatmap, title)
+    atomic_write_text(files.summary, json.dumps(summary_records(summaries), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(files.markdown, to_markdown(rows, title, language_adapters, task_adapters, summaries, notes))
+    write_heatmap(summaries, files.heatmap, title)
     return files
 
 
+def summary_records(summaries: list[TaskSummary]) -> dict[str, Any]:
+    cells, differences = [], []
+    for s in summaries:
+        for (language, setup), stats in sorted(s.cells.items()):
+            cells.append({"task": s.task, "language": language, "setup": setup, "metric": s.metric, **asdict(stats)})
+        for setup, stats in s.averages.items():
+            cells.append({"task": s.task, "language": AVERAGE, "setup": setup, "metric": s.metric, **asdict(stats)})
+        for label, by_language in s.differences.items():
+            for language, difference in by_language.items():
+                differences.append({"task": s.task, "comparison": label, "language": language, **asdict(difference),
+                                    "excludes_zero": difference.excludes_zero})
+    return {"cells": cells, "differences": differences}
+
+
+def parent_run_metrics(summaries: list[TaskSummary]) -> dict[str, float]:
+    """What the pipeline's MLflow run carries: `<task>.<setup>.mean` (average over targets) and sd,
+    and per comparison `<task>.madx-minus-no-la.<language|average>` with `.ci_low` / `.ci_high`."""
+    metrics = {}
+    for s in summaries:
+        for setup, stats in s.averages.items():
+            metrics[f"{s.task}.{setup}.mean"] = stats.mean
+            if stats.sd is not None:
+                metrics[f"{s.task}.{setup}.sd"] = stats.sd
+        for label, by_language in s.differences.items():
+            name = label.replace(" − ", "-minus-")
+            for language, d in by_language.items():
+                metrics[f"{s.task}.{name}.{language}"] = d.estimate
+                metrics[f"{s.task}.{name}.{language}.ci_low"] = d.low
+                metrics[f"{s.task}.{name}.{language}.ci_high"] = d.high
+    return metrics
+
+
 def to_csv(rows: list[dict[str, Any]]) -> str:
-    leading = ["task", "language", "setup", "f1", "precision", "recall", "accuracy"]
+    leading = ["task", "language", "setup", "seed", "f1", "precision", "recall", "accuracy"]
     columns = [c for c in leading if any(c in row for row in rows)]
     columns += sorted({key for row in rows for key in row} - set(columns))
     buffer = io.StringIO()
@@ -65,24 +206,6 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     for row in sorted(rows, key=_row_key):
         writer.writerow({k: _fmt(row.get(k)) for k in columns})
     return buffer.getvalue()
-
-
-def f1_table(rows: list[dict[str, Any]], task: str) -> tuple[list[str], list[str], dict[tuple[str, str], float]]:
-    """(languages, setups, {(language, setup): f1}) for one task."""
-    cells = {(r["language"], r["setup"]): float(r["f1"]) for r in rows if r["task"] == task}
-    languages = sorted({language for language, _ in cells})
-    setups = [s for s in SETUP_ORDER if any(setup == s for _, setup in cells)]
-    setups += sorted({setup for _, setup in cells} - set(setups))
-    return languages, setups, cells
-
-
-def averages(rows: list[dict[str, Any]], task: str) -> dict[str, float]:
-    """Mean F1 per setup over the target languages (the source language excluded)."""
-    sums: dict[str, list[float]] = defaultdict(list)
-    for row in rows:
-        if row["task"] == task and row["language"] != row.get("source_language"):
-            sums[row["setup"]].append(float(row["f1"]))
-    return {setup: sum(values) / len(values) for setup, values in sums.items()}
 
 
 def metric_name(rows: list[dict[str, Any]], task: str) -> str:
@@ -113,54 +236,67 @@ def untrustworthy(rows: list[dict[str, Any]], language_adapters: list[dict[str, 
 
 
 def to_markdown(rows: list[dict[str, Any]], title: str, language_adapters: list[dict[str, Any]] | None = None,
-                task_adapters: list[dict[str, Any]] | None = None) -> str:
+                task_adapters: list[dict[str, Any]] | None = None, summaries: list[TaskSummary] | None = None,
+                notes: list[str] | None = None) -> str:
+    summaries = summaries if summaries is not None else summarise(rows)
     lines = [f"# {title}", ""]
     trained = {row["task"]: row for row in task_adapters or []}
-    for task in sorted({row["task"] for row in rows}):
-        languages, setups, cells = f1_table(rows, task)
-        source = next((r.get("source_language") for r in rows if r["task"] == task), None)
-        metric = metric_name(rows, task)
-        lines += [f"## Task `{task}`: zero-shot {metric} (%), task adapter trained on `{source}`", ""]
-        if task in trained:
-            dev = trained[task]
+    for s in summaries:
+        seeds = f"{len(s.seeds)} seed{'s' if len(s.seeds) != 1 else ''} ({', '.join(map(str, s.seeds))})"
+        lines += [f"## Task `{s.task}`: zero-shot {s.metric} (%), task adapter trained on `{s.source_language}`", ""]
+        lines += [f"Each cell: mean ± standard deviation over {seeds}." if len(s.seeds) > 1
+                  else f"Each cell: one seed ({s.seeds[0]}); list more under `task_adapter.seeds` for a spread.", ""]
+        if s.task in trained:
+            dev = trained[s.task]
             baseline = dev.get("dev_majority_baseline")
-            lines += [f"Source-language dev {metric}: **{_pct(dev['dev_f1'])}**"
+            lines += [f"Source-language dev {s.metric}: **{_pct(dev['dev_f1'])}**"
                       + (f" (majority-label baseline {_pct(baseline)}, always `{dev.get('majority_label')}`)"
                          if baseline is not None else ""), ""]
-        baselines = {r["language"]: r["majority_baseline"] for r in rows
-                     if r["task"] == task and r.get("majority_baseline") is not None}
-        has_delta = "madx" in setups and "no-la" in setups
-        header = ["language", *setups] + (["madx − no-la"] if has_delta else []) + (["majority baseline"] if baselines else [])
+        header = ["language", *s.setups, *s.differences, *(["majority baseline"] if s.baselines else [])]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for language in languages:
-            values = [_pct(cells.get((language, s))) for s in setups]
-            if has_delta and (language, "madx") in cells and (language, "no-la") in cells:
-                values.append(f"{100 * (cells[(language, 'madx')] - cells[(language, 'no-la')]):+.1f}")
-            elif has_delta:
-                values.append("")
-            if baselines:
-                values.append(_pct(baselines.get(language)))
-            name = f"{language} (source)" if language == source else language
+        for language in s.languages:
+            values = [format_stat(s.cells.get((language, setup))) for setup in s.setups]
+            values += [format_difference(by_language.get(language)) for by_language in s.differences.values()]
+            if s.baselines:
+                values.append(_pct(s.baselines.get(language)))
+            name = f"{language} (source)" if language == s.source_language else language
             lines.append("| " + " | ".join([name, *values]) + " |")
-        means = averages(rows, task)
-        if means:
-            values = [_pct(means.get(s)) for s in setups]
-            if has_delta and "madx" in means and "no-la" in means:
-                values.append(f"{100 * (means['madx'] - means['no-la']):+.1f}")
-            elif has_delta:
-                values.append("")
-            if baselines:
+        if s.averages:
+            values = [format_stat(s.averages.get(setup)) for setup in s.setups]
+            values += [format_difference(by_language.get(AVERAGE)) for by_language in s.differences.values()]
+            if s.baselines:
                 values.append("")
             lines.append("| **average (targets)** | " + " | ".join(f"**{v}**" if v else "" for v in values) + " |")
         lines.append("")
-    present = [s for s in SETUP_ORDER if any(r["setup"] == s for r in rows)]
-    lines += ["Setups: " + "; ".join(f"`{s}` = {SETUP_MEANING[s]}" for s in present) + ".", ""]
+        if s.differences:
+            lines += [f"Differences in points of {s.metric} with their 95 % paired bootstrap interval (test sentences "
+                      "and seeds resampled); **bold**: the interval excludes 0.", ""]
+    present = [setup for setup in SETUP_ORDER if any(r["setup"] == setup for r in rows)]
+    lines += ["Setups: " + "; ".join(f"`{setup}` = {SETUP_MEANING[setup]}" for setup in present) + ".", ""]
+    if notes:
+        lines += ["## Data and base model", "", *[f"- {note}" for note in notes], ""]
     found = untrustworthy(rows, language_adapters)
     if found:
         lines += ["## Warnings", "", *[f"- {line}" for line in found], ""]
     if language_adapters:
         lines += language_adapter_markdown(language_adapters)
     return "\n".join(lines)
+
+
+def format_stat(stats: CellStatistics | None) -> str:
+    """"83.6 ± 1.1" (points), or "83.6" with one seed."""
+    if stats is None:
+        return ""
+    return _pct(stats.mean) + ("" if stats.sd is None else f" ± {100 * stats.sd:.1f}")
+
+
+def format_difference(difference: Difference | None, bold: str = "**{}**") -> str:
+    """"+3.8 [+1.2, +6.1]" (points), the estimate in `bold` when the interval excludes 0."""
+    if difference is None:
+        return ""
+    estimate = f"{100 * difference.estimate:+.1f}"
+    return (bold.format(estimate) if difference.excludes_zero else estimate) + \
+        f" [{100 * difference.low:+.1f}, {100 * difference.high:+.1f}]"
 
 
 def language_adapter_markdown(language_adapters: list[dict[str, Any]]) -> list[str]:
@@ -173,28 +309,50 @@ def language_adapter_markdown(language_adapters: list[dict[str, Any]]) -> list[s
     return [*lines, ""]
 
 
-def write_heatmap(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+def write_heatmap(summaries: list[TaskSummary], path: Path, title: str) -> None:
+    """Per task: the mean score of every language x setup, on a colour scale fitted to the values
+    (not 0-100, which paints 1-20 one colour), and beside it the differences on a diverging scale
+    centred on 0."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    tasks = sorted({row["task"] for row in rows})
-    n_setups = max(len(f1_table(rows, task)[1]) for task in tasks)
-    n_languages = max(len(f1_table(rows, task)[0]) for task in tasks)
-    size = (len(tasks) * (2.5 + 1.2 * n_setups), 1.8 + 0.45 * n_languages)
-    figure, axes = plt.subplots(1, len(tasks), figsize=size, squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        languages, setups, cells = f1_table(rows, task)
-        grid = [[100 * cells.get((language, setup), float("nan")) for setup in setups] for language in languages]
-        image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=100, aspect="auto")
-        ax.set_xticks(range(len(setups)), setups)
-        ax.set_yticks(range(len(languages)), languages)
-        for i, line in enumerate(grid):
+    columns = [1.2 * len(s.setups) + 1.2 * len(s.differences) for s in summaries]
+    n_languages = max(len(s.languages) for s in summaries) + 1
+    figure, axes = plt.subplots(1, len(summaries), figsize=(sum(3.5 + c for c in columns), 2.0 + 0.45 * n_languages),
+                                squeeze=False)
+    for ax, s in zip(axes[0], summaries):
+        rows = [*s.languages, AVERAGE] if s.averages else list(s.languages)
+        scores = np.array([[100 * _mean(s.cells.get((lang, setup)) if lang != AVERAGE else s.averages.get(setup))
+                            for setup in s.setups] for lang in rows])
+        finite = scores[np.isfinite(scores)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 100.0)
+        pad = max(1.0, 0.05 * (high - low))
+        image = ax.imshow(scores, cmap="viridis", vmin=low - pad, vmax=high + pad, aspect="auto",
+                          extent=(-0.5, len(s.setups) - 0.5, len(rows) - 0.5, -0.5))
+        labels = list(s.setups)
+        if s.differences:
+            deltas = np.array([[100 * d.estimate if (d := by_language.get(lang)) else np.nan
+                                for by_language in s.differences.values()] for lang in rows])
+            reach = max(1.0, float(np.nanmax(np.abs(deltas)))) if np.isfinite(deltas).any() else 1.0
+            ax.imshow(deltas, cmap="RdBu", vmin=-reach, vmax=reach, aspect="auto",
+                      extent=(len(s.setups) - 0.5, len(s.setups) + len(s.differences) - 0.5, len(rows) - 0.5, -0.5))
+            labels += list(s.differences)
+            for i, line in enumerate(deltas):
+                for j, value in enumerate(line):
+                    if value == value:
+                        ax.text(len(s.setups) + j, i, f"{value:+.1f}", ha="center", va="center", color="black")
+        ax.set_xlim(-0.5, len(labels) - 0.5)
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.set_xticks(range(len(labels)), labels, rotation=20)
+        ax.set_yticks(range(len(rows)), rows)
+        middle = (low + high) / 2
+        for i, line in enumerate(scores):
             for j, value in enumerate(line):
                 if value == value:  # not NaN
-                    ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="white" if value < 60 else "black")
-        ax.set_title(f"{task}: {metric_name(rows, task)} (%)")
+                    ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="white" if value < middle else "black")
+        ax.set_title(f"{s.task}: {s.metric} (%), mean of {len(s.seeds)} seed(s)")
         figure.colorbar(image, ax=ax, fraction=0.046)
     figure.suptitle(title)
     figure.tight_layout()
@@ -204,9 +362,13 @@ def write_heatmap(rows: list[dict[str, Any]], path: Path, title: str) -> None:
         plt.close(figure)
 
 
+def _mean(stats: CellStatistics | None) -> float:
+    return float("nan") if stats is None else stats.mean
+
+
 def _row_key(row: dict[str, Any]) -> tuple:
     order = {s: i for i, s in enumerate(SETUP_ORDER)}
-    return row["task"], row["language"], order.get(row["setup"], 99), row["setup"]
+    return row["task"], row["language"], order.get(row["setup"], 99), row["setup"], int(row.get("seed", 0))
 
 
 def _fmt(value: Any) -> Any:

@@ -25,6 +25,7 @@ from madx.errors import ConfigError
 from madx.io import load_adapter, read_adapter_config
 from madx.loading import load_model, load_tokenizer, usable_length
 from madx.model import AdapterModel
+from madx.seeding import seeded_global_rng
 from madx.training import pick_device
 from task_adapters.data import LabeledSource, LabelSet, TaggedCorpus, check_known_tags, encode_tagged, load_labeled
 
@@ -69,7 +70,8 @@ def evaluate_zero_shot(
     _check_inputs(task_adapters, language_adapters, test_sets, setups, sources)
     device_ = pick_device(device)
     tokenizer = load_tokenizer(base_model)
-    am = AdapterModel(load_model(base_model, "token").to(device_))
+    with seeded_global_rng(0):  # the placeholder head's random init: never drawn while a training stage seeds
+        am = AdapterModel(load_model(base_model, "token").to(device_))
     max_length = usable_length(am.model.config, tokenizer, max_length)
     loaded: set[str] = set()
 
@@ -100,7 +102,8 @@ def evaluate_zero_shot(
                 am.set_active(*_activation(setup, task, source, language, am.num_layers))
                 scores = evaluate_tagging(am.model, corpus, tokenizer, label_set, max_length, batch_size, device_, encoded)
                 row = {"task": task, "language": language, "setup": setup, "source_language": source,
-                       "scheme": label_set.scheme, **flatten_scores(scores), **baseline}
+                       "scheme": label_set.scheme, **flatten_scores(scores), **baseline,
+                       "sentence_counts": scores["sentence_counts"]}
                 rows.append(row)
                 if on_cell:
                     on_cell(Cell(task, language, setup), row)

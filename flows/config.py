@@ -9,8 +9,10 @@ working directory. Imports no Prefect and no MLflow (the CLI validates configs w
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import hashlib
 import json
+import os
 import re
 import typing
 from pathlib import Path
@@ -35,6 +37,10 @@ _CODE = re.compile(r"^[A-Za-z0-9_\-]+$")
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+
+# Task adapters are trained once per seed unless the config says otherwise: one number says nothing
+# of how much it moves with the seed.
+DEFAULT_SEEDS = (1, 2, 3)
 
 def build_dataclass(cls, data: Any, where: str):
     """Build a config dataclass from a mapping, naming unknown keys and bad values."""
@@ -94,6 +100,9 @@ class BaseModelConfig(_Strict):
         description="pretrained: language adapters train against the checkpoint's own MLM head, and a base "
                     "without one is refused. warmup: first train the MLM head alone (encoder frozen) on the "
                     "pipeline's corpora (settings in `head_warmup`), then every language adapter uses that head.")
+    pretraining_languages: list[str] | None = Field(
+        None, description="Language codes the base model was pretrained on, when known; the report names the target "
+                          "languages outside it (where MAD-X claims its largest gains). A built base knows its own.")
     trust_remote_code: bool = Field(
         False, description="Code shipped with a model never runs: madx supports the built-in architectures only, so true is refused."
     )
@@ -147,6 +156,8 @@ class TaskConfig(_Strict):
     dev: dict[str, Any] = Field(description="LabeledSource of the source-language dev set.")
     test: dict[str, dict[str, Any]] = Field(default_factory=dict, description="language -> LabeledSource.")
     labels: list[str] | None = Field(None, description="Label set in order; default: taken from train.")
+    data: str | None = Field(None, description="What the labeled data is, in words: real or synthetic, its origin "
+                                               "(shown in the report beside the numbers).")
 
 
 class EvaluationConfig(_Strict):
@@ -167,6 +178,15 @@ class RunnerConfig(_Strict):
     kind: Literal["threads", "dask"] = Field("threads", description="Prefect task runner.")
     max_workers: int = Field(2, ge=1, description="Parallel tasks (threads) or Dask workers.")
     dask_address: str | None = Field(None, description="Scheduler of an existing Dask cluster; default: a local one.")
+    threads_per_stage: int | None = Field(
+        None, ge=1,
+        description="torch threads every stage computes with; default: the machine's CPU cores. Part of what fixes a "
+                    "result: sums over threads are added in another order with another count (the last bits of a "
+                    "loss differ), so it is never derived from max_workers or from how many stages run at once.",
+    )
+
+    def stage_threads(self) -> int:
+        return self.threads_per_stage or os.cpu_count() or 1
 
 
 class PipelineConfig(_Strict):
@@ -178,8 +198,14 @@ class PipelineConfig(_Strict):
     languages: dict[str, LanguageConfig]
     tasks: dict[str, TaskConfig] = Field(default_factory=dict)
     head_warmup: dict[str, Any] = Field(default_factory=dict, description="HeadWarmup fields (base_model.mlm_head: warmup).")
-    language_adapter: dict[str, Any] = Field(default_factory=dict, description="LanguageAdapterTraining fields.")
-    task_adapter: dict[str, Any] = Field(default_factory=dict, description="TaskAdapterTraining fields.")
+    language_adapter: dict[str, Any] = Field(
+        default_factory=dict,
+        description="LanguageAdapterTraining fields; `seeds: [...]` (as many as task_adapter's) trains every language "
+                    "adapter once per seed, paired with the task adapter of the same position, instead of once.")
+    task_adapter: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"TaskAdapterTraining fields; `seeds: [...]` trains one task adapter per seed and scores every cell "
+                    f"per seed (default {list(DEFAULT_SEEDS)}; `seed: N` for one).")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     source_file: Path | None = Field(None, description="The YAML file this was read from (set by the loader).")
@@ -197,8 +223,13 @@ class PipelineConfig(_Strict):
         build_dataclass(HeadWarmup, self.head_warmup, "head_warmup")
         if self.head_warmup and self.base_model.mlm_head != "warmup":
             raise ValueError("head_warmup is set but base_model.mlm_head is not 'warmup'")
-        build_dataclass(LanguageAdapterTraining, self.language_adapter, "language_adapter")
-        build_dataclass(TaskAdapterTraining, self.task_adapter, "task_adapter")
+        task_seeds = self._task_seeds()
+        language_seeds = _seeds(self.language_adapter, "language_adapter")
+        if language_seeds is not None and len(language_seeds) != len(task_seeds):
+            raise ValueError(f"language_adapter.seeds has {len(language_seeds)} seeds and task_adapter.seeds "
+                             f"{len(task_seeds)}: run i pairs the i-th of each, so give as many")
+        self.language_training()
+        self.task_training(task_seeds[0])
         if self.source_language not in self.languages:
             raise ValueError(f"source_language {self.source_language!r} is not one of languages {sorted(self.languages)}")
         for name, task in self.tasks.items():
@@ -212,14 +243,32 @@ class PipelineConfig(_Strict):
         return build_dataclass(LabeledSource, data, where)
 
     # -- typed views -------------------------------------------------------------------------------
-    def language_training(self) -> LanguageAdapterTraining:
-        return build_dataclass(LanguageAdapterTraining, self.language_adapter, "language_adapter")
+    def seed_runs(self) -> list[SeedRun]:
+        """One run per task-adapter seed, each with the language-adapter seed it pairs with (None: the
+        language adapters are trained once and shared by every run)."""
+        task_seeds = self._task_seeds()
+        language_seeds = _seeds(self.language_adapter, "language_adapter")
+        return [SeedRun(seed, language_seeds[i] if language_seeds else None) for i, seed in enumerate(task_seeds)]
+
+    def _task_seeds(self) -> list[int]:
+        listed = _seeds(self.task_adapter, "task_adapter")
+        if listed is not None:
+            return listed
+        one = self.task_adapter.get("seed")
+        return [one] if _is_instance(one, int) else list(DEFAULT_SEEDS)
+
+    def language_training(self, seed: int | None = None) -> LanguageAdapterTraining:
+        fields = {k: v for k, v in self.language_adapter.items() if k != "seeds"}
+        if seed is not None:
+            fields["seed"] = seed
+        return build_dataclass(LanguageAdapterTraining, fields, "language_adapter")
 
     def head_warmup_training(self) -> HeadWarmup:
         return build_dataclass(HeadWarmup, self.head_warmup, "head_warmup")
 
-    def task_training(self) -> TaskAdapterTraining:
-        return build_dataclass(TaskAdapterTraining, self.task_adapter, "task_adapter")
+    def task_training(self, seed: int) -> TaskAdapterTraining:
+        fields = {k: v for k, v in self.task_adapter.items() if k != "seeds"}
+        return build_dataclass(TaskAdapterTraining, {**fields, "seed": seed}, "task_adapter")
 
     def corpus(self, language: str) -> CorpusSource:
         return CorpusSource.parse(self.languages[language].corpus)
@@ -227,6 +276,14 @@ class PipelineConfig(_Strict):
     def labeled(self, task: str, split: str, language: str | None = None) -> LabeledSource:
         config = self.tasks[task]
         return self._labeled(config.test[language] if split == "test" else getattr(config, split), f"tasks.{task}.{split}")
+
+    def pretraining_languages(self) -> set[str] | None:
+        """The languages the base model saw in pretraining, when known: a built base's corpora, or
+        base_model.pretraining_languages."""
+        if self.base_model.build:
+            return set(self.base_model.build.corpora)
+        listed = self.base_model.pretraining_languages
+        return set(listed) if listed is not None else None
 
     def require_language(self, code: str) -> None:
         if code not in self.languages:
@@ -262,6 +319,29 @@ class PipelineConfig(_Strict):
 
     def needs_target_adapters(self) -> bool:
         return bool(NEEDS_TARGET_ADAPTER & set(self.evaluation.setups))
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """One repetition of the experiment: the task adapters' seed and, when language adapters are
+    trained per seed, theirs."""
+
+    task_seed: int
+    language_seed: int | None = None
+
+
+def _seeds(section: dict[str, Any], where: str) -> list[int] | None:
+    """The section's `seeds` list (checked), or None when it has none."""
+    if "seeds" not in section:
+        return None
+    if "seed" in section:
+        raise ValueError(f"{where}: give `seed` (one) or `seeds` (a list), not both")
+    seeds = section["seeds"]
+    if not isinstance(seeds, list) or not seeds or not all(_is_instance(s, int) and s >= 0 for s in seeds):
+        raise ValueError(f"{where}.seeds: expected a non-empty list of integers >= 0, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"{where}.seeds: {seeds} repeats a seed (a repeated run adds no information)")
+    return list(seeds)
 
 
 def load_pipeline_config(path: str | Path) -> PipelineConfig:

@@ -13,7 +13,6 @@ schedule) and returns a small summary.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ from madx.errors import ConfigError
 from madx.loading import load_config
 from tasks import tracking
 from tasks.stages import (
-    AdapterRecord,
     MlmHeadRecord,
     build_base_model_task,
     build_report_task,
@@ -44,7 +42,7 @@ def tracking_target(config: PipelineConfig) -> TrackingTarget:
     uri = resolve_tracking_uri(config.tracking_uri, config.output_dir)
     local = uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri
     artifacts = (Path(config.output_dir).resolve() / "mlartifacts").as_uri() if local else None
-    return TrackingTarget(uri, config.name, artifacts)
+    return TrackingTarget(uri, config.name, artifacts, str(Path(config.output_dir).resolve()))
 
 
 def task_runner(config: PipelineConfig):
@@ -57,12 +55,6 @@ def task_runner(config: PipelineConfig):
         return DaskTaskRunner(cluster_kwargs={"n_workers": config.runner.max_workers, "threads_per_worker": 1,
                                               "processes": True, "dashboard_address": None})
     return ThreadPoolTaskRunner(max_workers=config.runner.max_workers)
-
-
-def _share_cores(workers: int) -> None:
-    # Parallel trainings in one process share torch's thread pool: split the cores between them
-    # instead of letting each spawn a full pool (oversubscription made steps 10x slower here).
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 @contextlib.contextmanager
@@ -134,24 +126,67 @@ def _mlm_head(config: PipelineConfig, base: str, run: _Run, languages: list[str]
     return None
 
 
-def _submit_language_adapters(config, languages, base, run: _Run, force, head) -> dict[str, PrefectFuture]:
+# Adapters are keyed like their folders under output_dir/adapters: ("sw", None) is
+# adapters/language/sw, ("sw", 2) adapters/language/sw/seed-2, ("ner", 1) adapters/task/ner/seed-1.
+LanguageKey = tuple[str, int | None]
+TaskKey = tuple[str, int]
+
+
+def language_seeds(config: PipelineConfig) -> list[int | None]:
+    """The language-adapter seeds to train: [None] when every run shares one set of language
+    adapters (the usual case), else each run's own seed."""
+    runs = config.seed_runs()
+    return [None] if runs[0].language_seed is None else [run.language_seed for run in runs]
+
+
+def _submit_language_adapters(config, languages, base, run: _Run, force, head) -> dict[LanguageKey, PrefectFuture]:
     return {
-        code: train_language_adapter_task.with_options(name=f"language-adapter-{code}").submit(
-            config, code, base, run.target, run.run_id, force, head)
-        for code in languages
+        (code, seed): train_language_adapter_task.with_options(
+            name=f"language-adapter-{code}" + ("" if seed is None else f"-seed-{seed}")).submit(
+            config, code, base, run.target, run.run_id, force, head, seed)
+        for seed in language_seeds(config) for code in languages
     }
 
 
-def _evaluate(config: PipelineConfig, tasks: dict[str, Any], languages: dict[str, Any], base: str, run: _Run,
-              only: list[str] | None = None) -> list[dict[str, Any]]:
+def _submit_task_adapters(config, names, base, run: _Run, languages: dict[LanguageKey, Any],
+                          force: bool = False) -> dict[TaskKey, PrefectFuture]:
+    """One task adapter per task and seed, each on the source language adapter of its run (a future
+    is fine: a task adapter starts as soon as its source language adapter exists)."""
+    return {
+        (name, seed_run.task_seed): train_task_adapter_task.with_options(
+            name=f"task-adapter-{name}-seed-{seed_run.task_seed}").submit(
+            config, name, base, languages[(config.source_language, seed_run.language_seed)], run.target, run.run_id,
+            seed_run.task_seed, force)
+        for seed_run in config.seed_runs() for name in names
+    }
+
+
+def _evaluate(config: PipelineConfig, tasks: dict[TaskKey, Any], languages: dict[LanguageKey, Any], base: str,
+              run: _Run, only: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every task adapter of every seed run on its run's language adapters."""
     futures = []
-    for name, task_adapter in tasks.items():
-        targets = [code for code in config.target_languages(name) if only is None or code in only]
-        if not targets:
-            continue
-        futures.append(evaluate_task_adapter_task.with_options(name=f"evaluate-{name}").submit(
-            config, name, targets, languages, task_adapter, base, run.target, run.run_id))
+    for seed_run in config.seed_runs():
+        adapters = {code: record for (code, seed), record in languages.items() if seed == seed_run.language_seed}
+        for name in sorted(config.tasks):
+            targets = [code for code in config.target_languages(name) if only is None or code in only]
+            if not targets or (name, seed_run.task_seed) not in tasks:
+                continue
+            futures.append(evaluate_task_adapter_task.with_options(name=f"evaluate-{name}-seed-{seed_run.task_seed}").submit(
+                config, name, targets, adapters, tasks[(name, seed_run.task_seed)], base, run.target, run.run_id,
+                seed_run.task_seed))
     return [row for future in futures for row in future.result()]
+
+
+def _results(records: dict) -> dict:
+    return {key: future.result() for key, future in records.items()}
+
+
+def adapter_paths(languages: dict[LanguageKey, Any], tasks: dict[TaskKey, Any]) -> dict[str, str]:
+    """{"language/sw": path, "language/sw/seed-2": path, "task/ner/seed-1": path, ...}"""
+    paths = {f"language/{code}" + ("" if seed is None else f"/seed-{seed}"): record.path
+             for (code, seed), record in languages.items()}
+    paths.update({f"task/{name}/seed-{seed}": record.path for (name, seed), record in tasks.items()})
+    return paths
 
 
 @flow(name="madx-pipeline")
@@ -159,49 +194,52 @@ def madx_pipeline(config_path: str, force: bool = False) -> dict[str, Any]:
     """Run the whole pipeline described by the YAML at `config_path`."""
     config = load_pipeline_config(config_path)
     with _restoring_threads(), _Run(config, f"pipeline {config.name}", "pipeline") as run:
-        _share_cores(1)  # the base model builds alone: all cores
         base = _base_model(config, run)
         head = _mlm_head(config, base, run, sorted(config.languages))
-        _share_cores(config.runner.max_workers)
         languages = _submit_language_adapters(config, sorted(config.languages), base, run, force, head)
-        # A task adapter needs only the source language's adapter: it starts while others still train.
-        tasks = {
-            name: train_task_adapter_task.with_options(name=f"task-adapter-{name}").submit(
-                config, name, base, languages[config.source_language], run.target, run.run_id, force)
-            for name in sorted(config.tasks)
-        }
-        language_records = {code: future.result() for code, future in languages.items()}
-        task_records = {name: future.result() for name, future in tasks.items()}
+        tasks = _submit_task_adapters(config, sorted(config.tasks), base, run, languages, force)
+        language_records, task_records = _results(languages), _results(tasks)
         rows = _evaluate(config, task_records, language_records, base, run)
         report = build_report_task(config, base, run.target, run.run_id)
         return {"run_id": run.run_id, "tracking_uri": redact(run.target.uri), "rows": rows, "report": report,
-                "adapters": {**{f"language/{k}": v.path for k, v in language_records.items()},
-                             **{f"task/{k}": v.path for k, v in task_records.items()}}}
+                "adapters": adapter_paths(language_records, task_records)}
 
 
 @flow(name="madx-train-language-adapter")
 def train_language_adapter(config_path: str, language: str, force: bool = False) -> dict[str, Any]:
-    """Train (or reuse, when unchanged) one configured language's adapter."""
+    """Train (or reuse, when unchanged) one configured language's adapter (one per seed when
+    `language_adapter.seeds` is set)."""
     config = load_pipeline_config(config_path)
     config.require_language(language)
     with _Run(config, f"train language {language}", "language_flow", {tracking.LANGUAGE: language}) as run:
         base = _base_model(config, run)
         head = _mlm_head(config, base, run, [language])
-        record = train_language_adapter_task(config, language, base, run.target, run.run_id, force, head)
-        return {"run_id": run.run_id, "adapter": record.path, "reused": record.reused, "metrics": record.metrics}
+        records = {(language, seed): train_language_adapter_task(config, language, base, run.target, run.run_id, force,
+                                                                 head, seed)
+                   for seed in language_seeds(config)}
+        first = next(iter(records.values()))
+        return {"run_id": run.run_id, "adapter": first.path, "reused": all(r.reused for r in records.values()),
+                "metrics": first.metrics, "adapters": adapter_paths(records, {})}
 
 
 @flow(name="madx-train-task-adapter")
 def train_task_adapter(config_path: str, task_name: str, force: bool = False) -> dict[str, Any]:
-    """Train one task adapter on the source language (training that language's adapter first if needed)."""
+    """Train one task's adapters, one per seed, on the source language (training that language's
+    adapter first if needed)."""
     config = load_pipeline_config(config_path)
     config.require_task(task_name)
     with _Run(config, f"train task {task_name}", "task_flow", {tracking.TASK: task_name}) as run:
         base = _base_model(config, run)
         head = _mlm_head(config, base, run, [config.source_language])
-        source = train_language_adapter_task(config, config.source_language, base, run.target, run.run_id, force, head)
-        record = train_task_adapter_task(config, task_name, base, source, run.target, run.run_id, force)
-        return {"run_id": run.run_id, "adapter": record.path, "reused": record.reused, "metrics": record.metrics}
+        sources = {(config.source_language, seed): train_language_adapter_task(
+            config, config.source_language, base, run.target, run.run_id, force, head, seed)
+            for seed in language_seeds(config)}
+        records = {(task_name, seed_run.task_seed): train_task_adapter_task(
+            config, task_name, base, sources[(config.source_language, seed_run.language_seed)], run.target,
+            run.run_id, seed_run.task_seed, force) for seed_run in config.seed_runs()}
+        first = next(iter(records.values()))
+        return {"run_id": run.run_id, "adapter": first.path, "reused": all(r.reused for r in records.values()),
+                "metrics": first.metrics, "adapters": adapter_paths({}, records)}
 
 
 @flow(name="madx-evaluate-zero-shot")
@@ -209,17 +247,14 @@ def evaluate_zero_shot(config_path: str, languages: list[str] | None = None) -> 
     """The zero-shot matrix for the configured tasks and languages (adapters reused when unchanged)."""
     config = load_pipeline_config(config_path)
     with _restoring_threads(), _Run(config, f"evaluate {config.name}", "evaluation_flow") as run:
-        _share_cores(config.runner.max_workers)
         base = _base_model(config, run)
         wanted = sorted(set(languages or config.languages) | {config.source_language})
         unknown = sorted(set(wanted) - set(config.languages))
         if unknown:
             raise ConfigError(f"languages {unknown} are not in {config_path}")
         head = _mlm_head(config, base, run, wanted)
-        futures = _submit_language_adapters(config, wanted, base, run, force=False, head=head)
-        language_records = {code: future.result() for code, future in futures.items()}
-        task_records = {name: train_task_adapter_task(config, name, base, language_records[config.source_language],
-                                                      run.target, run.run_id) for name in sorted(config.tasks)}
+        language_records = _results(_submit_language_adapters(config, wanted, base, run, force=False, head=head))
+        task_records = _results(_submit_task_adapters(config, sorted(config.tasks), base, run, language_records))
         rows = _evaluate(config, task_records, language_records, base, run, only=languages)
         report = build_report_task(config, base, run.target, run.run_id)
         return {"run_id": run.run_id, "rows": rows, "report": report}
@@ -246,14 +281,20 @@ def add_language(config_path: str, code: str, corpus: str | None = None, test: d
     with _Run(config, f"add language {code}", "add_language", {tracking.LANGUAGE: code}) as run:
         base = _base_model(config, run)
         head = _mlm_head(as_written, base, run, sorted(as_written.languages))
-        new = train_language_adapter_task(config, code, base, run.target, run.run_id, force, head)
-        source = train_language_adapter_task(config, config.source_language, base, run.target, run.run_id, False, head)
-        task_records = {name: train_task_adapter_task(config, name, base, source, run.target, run.run_id)
-                        for name in sorted(config.tasks)}
-        untested = [name for name in config.tasks if code not in config.tasks[name].test]
-        rows = _evaluate(config, task_records, {code: new, config.source_language: source}, base, run, only=[code])
+        new = {(code, seed): train_language_adapter_task(config, code, base, run.target, run.run_id, force, head, seed)
+               for seed in language_seeds(config)}
+        sources = {(config.source_language, seed): train_language_adapter_task(
+            config, config.source_language, base, run.target, run.run_id, False, head, seed)
+            for seed in language_seeds(config)}
+        task_records = _results(_submit_task_adapters(config, sorted(config.tasks), base, run, sources))
+        untested = sorted(name for name in config.tasks if code not in config.tasks[name].test)
+        if untested:  # said on the run, not only printed: the UI shows why the language has no scores
+            run.tracker.set_tags(run.run_id, {tracking.NOT_EVALUATED: "; ".join(
+                f"no test set for task {name}" for name in untested)})
+        rows = _evaluate(config, task_records, {**new, **sources}, base, run, only=[code])
         report = build_report_task(config, base, run.target, run.run_id)
-        return {"run_id": run.run_id, "adapter": new.path, "rows": rows, "report": report, "untested_tasks": untested}
+        return {"run_id": run.run_id, "adapter": next(iter(new.values())).path, "rows": rows, "report": report,
+                "untested_tasks": untested, "adapters": adapter_paths(new, {})}
 
 
 def _with_test_sets(config: PipelineConfig, code: str, tests: dict[str, str]) -> PipelineConfig:
@@ -273,7 +314,13 @@ def _with_test_sets(config: PipelineConfig, code: str, tests: dict[str, str]) ->
     return config.model_copy(update={"tasks": new_tasks})
 
 
-def run_flow(flow_fn: Callable[..., Any], config_path: str | Path, **parameters: Any) -> Any:
-    """Call a flow with the task runner its config asks for."""
+def run_flow(flow_fn: Callable[..., Any], config_path: str | Path, max_workers: int | None = None,
+             **parameters: Any) -> Any:
+    """Call a flow with the task runner its config asks for (`max_workers` overrides the config's:
+    it changes how many stages run at once, never a result)."""
     config = load_pipeline_config(config_path)
+    if max_workers is not None:
+        if max_workers < 1:
+            raise ConfigError(f"--max-workers must be >= 1, got {max_workers}")
+        config = config.model_copy(update={"runner": config.runner.model_copy(update={"max_workers": max_workers})})
     return flow_fn.with_options(task_runner=task_runner(config))(str(config_path), **parameters)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from madx.cli_help import examples
 from madx.errors import MadxError
 
 app = typer.Typer(
@@ -21,12 +22,20 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-@app.callback()
+@app.callback(epilog=examples(
+    "madx demo --fast                  # the tiny pipeline, about a minute",
+    "madx run configs/demo.yaml        # the real demo, ~12 minutes",
+    "madx add-language es --corpus udhr:es --config configs/demo-fast.yaml --save",
+    "madx results configs/demo.yaml",
+))
 def _root() -> None:
     """MAD-X cross-lingual transfer: language adapters, task adapters, zero-shot evaluation."""
 
 
-@app.command()
+@app.command(epilog=examples(
+    "madx presets",
+    "madx presets --hidden 384 --vocab 250037   # multilingual-e5-small",
+))
 def presets(
     model_type: Annotated[str, typer.Option(help="Architecture (a row of the surgery table).")] = "xlm-roberta",
     hidden: Annotated[int, typer.Option(help="Hidden size d.")] = 768,

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from madx.cli_help import examples
+
 
 def import_adapterhub(
     path: Annotated[
@@ -79,5 +81,9 @@ def export_adapterhub(
 
 def register(app: typer.Typer) -> None:
     """Add `import-adapterhub` and `export-adapterhub` to the `madx` app."""
-    app.command("import-adapterhub")(import_adapterhub)
-    app.command("export-adapterhub")(export_adapterhub)
+    app.command("import-adapterhub", epilog=examples(
+        "madx import-adapterhub downloads/sw-wiki-madx --out adapters/sw",
+    ))(import_adapterhub)
+    app.command("export-adapterhub", epilog=examples(
+        "madx export-adapterhub runs/demo/adapters/language/de --out hub/de",
+    ))(export_adapterhub)

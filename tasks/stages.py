@@ -20,6 +20,7 @@ from flows.config import PipelineConfig
 from language_adapters.corpus import CorpusSource
 from madx.errors import AdapterLoadError, DataError, MadxError
 from madx.fileutil import sha256_of_directory, sha256_of_file
+from madx.seeding import SEEDING_VERSION
 from tasks import progress, tracking
 from tasks.tracking import Tracker, TrackingTarget, TrackingUnavailable
 
@@ -72,18 +73,25 @@ def _file_digest(path: Path) -> str:
 
 
 def base_model_identity(base_model: str) -> str:
-    """A local folder is identified by its config and weight files (content of config.json, sizes and
-    modification times of the rest); a hub name by the name itself."""
+    """A local folder is identified by the content of its files (so a copied or moved output folder,
+    with its built base, reuses every adapter); a hub name by the name itself."""
     folder = Path(base_model)
     if not folder.is_dir():
         return base_model
-    parts = []
-    for path in sorted(folder.iterdir()):
-        if path.is_file():
-            stat = path.stat()
-            content = path.read_text(encoding="utf-8") if path.name == "config.json" else f"{stat.st_size}:{stat.st_mtime_ns}"
-            parts.append((path.name, content))
-    return _hash(parts)
+    return _hash([(path.name, _content_digest(path)) for path in sorted(folder.iterdir()) if path.is_file()])
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _content_digest(path: Path) -> str:
+    """sha256 of a file, remembered for this process by path, size and modification time (the base
+    model's weights are hashed once per run, not once per stage)."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = sha256_of_file(path)
+    return _DIGESTS[key]
 
 
 def corpus_fingerprint(source: CorpusSource) -> str:
@@ -130,6 +138,16 @@ def _check_reused(folder: Path, kind: str, cache_key: str, target: TrackingTarge
     check_adapter_folder(folder)
 
 
+def language_adapter_folder(config: PipelineConfig, language: str, seed: int | None = None) -> Path:
+    """adapters/language/<code>, or adapters/language/<code>/seed-<n> for adapters trained per seed."""
+    folder = Path(config.output_dir) / "adapters" / "language" / language
+    return folder if seed is None else folder / f"seed-{seed}"
+
+
+def task_adapter_folder(config: PipelineConfig, task: str, seed: int) -> Path:
+    return Path(config.output_dir) / "adapters" / "task" / task / f"seed-{seed}"
+
+
 def _record(name: str, folder: Path, run_id: str | None, reused: bool) -> AdapterRecord:
     from madx.io import read_adapter_config
 
@@ -143,6 +161,14 @@ def _flag(tracker: Tracker, run_id: str, label: str, flags: list[str]) -> None:
         for flag in flags:
             _logger().warning("%s: %s", label, flag)
         tracker.set_tags(run_id, {tracking.FLAGS: "; ".join(flags)})
+
+
+def _use_stage_threads(config: PipelineConfig) -> None:
+    """Compute with the thread count the config sets (`runner.threads_per_stage`): on some BLAS
+    builds the thread count changes the order of float sums, so it must not follow the load."""
+    import torch
+
+    torch.set_num_threads(config.runner.stage_threads())
 
 
 def _event_logger(tracker: Tracker, run_id: str, label: str, total: int | None):
@@ -160,6 +186,7 @@ def _event_logger(tracker: Tracker, run_id: str, label: str, total: int | None):
 @task(name="build-base-model", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
 def build_base_model_task(config: PipelineConfig, target: TrackingTarget, parent_run_id: str) -> str:
     """Build (or reuse) the configured small base model; returns its folder."""
+    _use_stage_threads(config)
     from language_adapters.base_model import build_base_model
 
     build = config.base_model.build
@@ -194,6 +221,7 @@ def warm_up_mlm_head_task(config: PipelineConfig, base_model: str, target: Track
     """Train the base model's MLM head alone on the corpora of the configured languages (reused
     when base, corpora and settings are unchanged); its own MLflow run with held-out perplexity
     per language before and after."""
+    _use_stage_threads(config)
     from language_adapters.mlm_head import HEAD_FILE, warm_up_mlm_head
 
     training = config.head_warmup_training()
@@ -221,8 +249,11 @@ def warm_up_mlm_head_task(config: PipelineConfig, base_model: str, target: Track
 @task(name="train-language-adapter", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
 def train_language_adapter_task(
     config: PipelineConfig, language: str, base_model: str, target: TrackingTarget, parent_run_id: str,
-    force: bool = False, mlm_head: MlmHeadRecord | None = None,
+    force: bool = False, mlm_head: MlmHeadRecord | None = None, seed: int | None = None,
 ) -> AdapterRecord:
+    """One language's adapter: `seed` None trains the one adapter every run shares (the config's
+    `seed`), a number one of the adapters trained per seed (`language_adapter.seeds`)."""
+    _use_stage_threads(config)
     from language_adapters.train import train_language_adapter
     from madx.io import check_adapter_folder
     from madx.loading import load_config
@@ -231,26 +262,28 @@ def train_language_adapter_task(
     if preset:  # an existing adapter (e.g. imported from AdapterHub) stands in for training
         check_adapter_folder(preset, load_config(base_model))  # complete, and made for this base
         return _record(language, Path(preset), None, reused=True)
-    training = config.language_training()
+    training = config.language_training(seed)
     source = config.corpus(language)
     identity = {"base": base_model_identity(base_model), "language": language, "training": training.to_dict(),
+                "seeding": SEEDING_VERSION,
                 "corpus": corpus_fingerprint(source)}
     if mlm_head is not None:
         identity["mlm_head"] = mlm_head.sha256
     key = _hash(identity)
-    folder = Path(config.output_dir) / "adapters" / "language" / language
+    folder = language_adapter_folder(config, language, seed)
     if not force and _reusable(folder, key):
         _check_reused(folder, "language_adapter", key, target)
         _logger().info("language adapter %s: unchanged (cache key %s...), reusing %s", language, key[:12], folder)
         return _record(language, folder, None, reused=True)
     tracker = Tracker(target)
     tags = {tracking.KIND: "language_adapter", tracking.LANGUAGE: language, tracking.BASE_MODEL: base_model,
-            tracking.CONFIG_HASH: config.fingerprint()}
-    with tracker.run(f"language adapter {language}", tags, parent_run_id) as run_id:
+            tracking.CONFIG_HASH: config.fingerprint(), tracking.SEED: training.seed}
+    with tracker.run(f"language adapter {language}" + (f" seed {seed}" if seed is not None else ""), tags,
+                     parent_run_id) as run_id:
         tracker.log_params(run_id, {"corpus": source.describe(), "training": training.to_dict(), "cache_key": key})
         result = train_language_adapter(
             base_model, language, source, folder, training,
-            checkpoint_dir=Path(config.output_dir) / "checkpoints" / "language" / language,
+            checkpoint_dir=Path(config.output_dir) / "checkpoints" / folder.relative_to(Path(config.output_dir) / "adapters"),
             on_event=_event_logger(tracker, run_id, f"language adapter {language}", training.steps),
             cache_dir=Path(config.output_dir) / "cache",
             metadata={"cache_key": key},
@@ -267,27 +300,30 @@ def train_language_adapter_task(
 @task(name="train-task-adapter", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
 def train_task_adapter_task(
     config: PipelineConfig, task_name: str, base_model: str, source_adapter: AdapterRecord, target: TrackingTarget,
-    parent_run_id: str, force: bool = False,
+    parent_run_id: str, seed: int, force: bool = False,
 ) -> AdapterRecord:
+    """The task adapter of one seed, on the source language adapter of the same run."""
+    _use_stage_threads(config)
     from task_adapters.data import LabelSet
     from task_adapters.train import train_task_adapter
 
     task_config = config.tasks[task_name]
-    training = config.task_training()
+    training = config.task_training(seed)
     train, dev = config.labeled(task_name, "train"), config.labeled(task_name, "dev")
     # What a source reads (its description: format, split, max_sentences ...) and, for a file, its bytes.
     data = {split: [s.describe(), _file_digest(Path(s.path)) if s.path else None] for split, s in (("train", train), ("dev", dev))}
     key = _hash({"base": base_model_identity(base_model), "task": task_name, "training": training.to_dict(),
+                 "seeding": SEEDING_VERSION,
                  "labels": task_config.labels, "source_adapter": source_adapter.sha256, "data": data})
-    folder = Path(config.output_dir) / "adapters" / "task" / task_name
+    folder = task_adapter_folder(config, task_name, seed)
     if not force and _reusable(folder, key):
         _check_reused(folder, "task_adapter", key, target)
         _logger().info("task adapter %s: unchanged (cache key %s...), reusing %s", task_name, key[:12], folder)
         return _record(task_name, folder, None, reused=True)
     tracker = Tracker(target)
     tags = {tracking.KIND: "task_adapter", tracking.TASK: task_name, tracking.LANGUAGE: config.source_language,
-            tracking.BASE_MODEL: base_model, tracking.CONFIG_HASH: config.fingerprint()}
-    with tracker.run(f"task adapter {task_name}", tags, parent_run_id) as run_id:
+            tracking.BASE_MODEL: base_model, tracking.CONFIG_HASH: config.fingerprint(), tracking.SEED: seed}
+    with tracker.run(f"task adapter {task_name} seed {seed}", tags, parent_run_id) as run_id:
         tracker.log_params(run_id, {"train": train.describe(), "dev": dev.describe(), "training": training.to_dict(),
                                     "source_adapter_sha256": source_adapter.sha256, "cache_key": key})
         result = train_task_adapter(
@@ -305,33 +341,46 @@ def train_task_adapter_task(
 @task(name="evaluate-zero-shot", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
 def evaluate_task_adapter_task(
     config: PipelineConfig, task_name: str, languages: list[str], language_adapters: dict[str, AdapterRecord],
-    task_adapter: AdapterRecord, base_model: str, target: TrackingTarget, parent_run_id: str,
+    task_adapter: AdapterRecord, base_model: str, target: TrackingTarget, parent_run_id: str, seed: int,
 ) -> list[dict[str, Any]]:
-    """Every (language, setup) cell of one task adapter with a single loaded base model; each cell
-    is its own nested MLflow run (tags language/task/setup) under this stage's run."""
+    """Every (language, setup) cell of one task adapter (the one of `seed`) with a single loaded
+    base model; each cell is its own nested MLflow run under this stage's run, with params task,
+    language, setup, seed and metric (what the UI groups and compares by), its score under the
+    metric's own name, and its per-sentence counts as the artifact `sentence_counts.json` (for the
+    report's intervals)."""
+    _use_stage_threads(config)
     from evaluation.zero_shot import evaluate_zero_shot
 
+    from evaluation.metrics import score_key
+
     tracker = Tracker(target)
-    common = {tracking.TASK: task_name, tracking.BASE_MODEL: base_model, tracking.CONFIG_HASH: config.fingerprint()}
+    common = {tracking.TASK: task_name, tracking.BASE_MODEL: base_model, tracking.CONFIG_HASH: config.fingerprint(),
+              tracking.SEED: seed}
     test_sets = {(task_name, language): config.labeled(task_name, "test", language) for language in languages}
     adapters = {code: record.path for code, record in language_adapters.items()}
 
-    with tracker.run(f"evaluation {task_name}", {tracking.KIND: "evaluation_stage", **common}, parent_run_id) as stage_id:
+    with tracker.run(f"evaluation {task_name} seed {seed}", {tracking.KIND: "evaluation_stage", **common},
+                     parent_run_id) as stage_id:
         tracker.log_params(stage_id, {"setups": config.evaluation.setups, "languages": languages,
                                       "task_adapter_sha256": task_adapter.sha256})
 
         def on_cell(cell, row):
             tags = {tracking.KIND: "evaluation", tracking.LANGUAGE: cell.language, tracking.SETUP: cell.setup,
                     "madx.source_language": row["source_language"], tracking.SCHEME: row["scheme"], **common}
-            with tracker.run(f"{task_name} {cell.language} {cell.setup}", tags, stage_id) as run_id:
-                tracker.log_metrics(run_id, row)
-            _logger().info("%s %s %s: f1=%.3f", task_name, cell.language, cell.setup, row["f1"])
+            metric = score_key(row["scheme"])
+            with tracker.run(f"{task_name} {cell.language} {cell.setup} seed {seed}", tags, stage_id) as run_id:
+                tracker.log_params(run_id, {"task": task_name, "language": cell.language, "setup": cell.setup,
+                                            "seed": seed, "metric": metric})
+                tracker.log_metrics(run_id, tracking.named_scores(row))
+                tracker.log_dict(run_id, {"scheme": row["scheme"], "counts": row["sentence_counts"]},
+                                 tracking.SENTENCE_COUNTS)
+            _logger().info("%s %s %s seed %s: %s=%.3f", task_name, cell.language, cell.setup, seed, metric, row["f1"])
 
         rows = evaluate_zero_shot(
             base_model, {task_name: task_adapter.path}, adapters, test_sets, config.evaluation.setups,
             config.evaluation.batch_size, config.evaluation.max_length, on_cell=on_cell,
         )
-    return rows
+    return [{**{k: v for k, v in row.items() if k != "sentence_counts"}, "seed": seed} for row in rows]
 
 
 @task(name="build-report", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
@@ -340,15 +389,44 @@ def build_report_task(config: PipelineConfig, base_model: str, target: TrackingT
     extends the earlier results instead of replacing them); logged on the parent run."""
     from evaluation.report import write_report
 
+    from evaluation.report import parent_run_metrics, summarise, untrustworthy
+
+    _use_stage_threads(config)
     tracker = Tracker(target)
     rows = tracker.evaluation_rows(base_model)
     if not rows:
         return {}
-    from evaluation.report import untrustworthy
-
+    counts = tracker.evaluation_counts(rows)
     language_adapters = tracker.language_adapter_rows(base_model)
     files = write_report(rows, Path(config.output_dir) / "report", title=f"{config.name}: zero-shot transfer",
-                         language_adapters=language_adapters, task_adapters=tracker.task_adapter_rows(base_model))
+                         language_adapters=language_adapters, task_adapters=tracker.task_adapter_rows(base_model),
+                         counts=counts, notes=report_notes(config, base_model))
     _flag(tracker, parent_run_id, "report", untrustworthy(rows, language_adapters))
-    tracker.log_files(parent_run_id, [files.csv, files.json, files.heatmap, files.markdown], "report")
-    return {"csv": str(files.csv), "json": str(files.json), "heatmap": str(files.heatmap), "markdown": str(files.markdown)}
+    # The comparison itself on the pipeline's run: per-setup averages, differences and their intervals.
+    tracker.log_metrics(parent_run_id, parent_run_metrics(summarise(rows, counts)))
+    tracker.log_files(parent_run_id, [files.csv, files.json, files.summary, files.heatmap, files.markdown], "report")
+    return {"csv": str(files.csv), "json": str(files.json), "summary": str(files.summary), "heatmap": str(files.heatmap),
+            "markdown": str(files.markdown)}
+
+
+def report_notes(config: PipelineConfig, base_model: str) -> list[str]:
+    """What a reader of the report must know about the numbers: what the data is, where it comes
+    from, and which target languages the base model never saw in pretraining."""
+    from madx.fileutil import without_folders
+
+    notes = []
+    for name, task_config in sorted(config.tasks.items()):
+        sources = "; ".join(f"{code}: {without_folders(config.labeled(name, 'test', code).describe())}"
+                            for code in config.target_languages(name))
+        notes.append(f"`{name}`: {task_config.data or 'what the data is was not said (tasks.' + name + '.data)'}. "
+                     f"Test sets: {sources}.")
+    targets = sorted({code for name in config.tasks for code in config.target_languages(name)} - {config.source_language})
+    seen = config.pretraining_languages()
+    if seen is None:
+        notes.append(f"Base model `{without_folders(base_model)}`: which languages it saw in pretraining is not known "
+                     "(list them under base_model.pretraining_languages).")
+    else:
+        unseen = [code for code in targets if code not in seen]
+        notes.append(f"Base model `{without_folders(base_model)}` never saw in pretraining: "
+                     f"{', '.join(unseen) if unseen else 'none of the target languages'}.")
+    return notes

@@ -39,18 +39,53 @@ CONFIG_HASH = "madx.config_hash"
 SCHEME = "madx.scheme"  # an evaluation's label scheme: iob2 (f1 = entity F1) or plain (f1 = word accuracy)
 MAJORITY_LABEL = "madx.majority_label"  # a task adapter's most frequent training label
 FLAGS = "madx.flags"  # warnings about a run's numbers, "; "-separated (see tasks.stages._flag)
+NOT_EVALUATED = "madx.not_evaluated"  # why a run has no scores for something it trained (no test set ...)
+SEED = "madx.seed"  # the seed of a trained adapter or of the task adapter an evaluation used
 ADAPTER_SHA = "madx.adapter_sha256"
 ADAPTER_PATH = "madx.adapter_path"
 HOST = "madx.host"
 PID = "madx.pid"
 ERROR = "madx.error"
 PARENT = "mlflow.parentRunId"
+# MLflow 3 keeps an experiment's kind in this tag (the UI offers training or GenAI views; in 3.17
+# the view itself follows the `workflowType` URL parameter, see runs_url).
+EXPERIMENT_KIND = "mlflow.experimentKind"
+TRAINING_EXPERIMENT = "custom_model_development"
 ADAPTER_ARTIFACT = "adapter"
+SENTENCE_COUNTS = "sentence_counts.json"  # an evaluation's per-sentence counts (evaluation.metrics.sentence_counts)
+
+# Facts of a run that do not change over it (sizes, budgets, counts of a test set): logged as params,
+# so the UI lists them instead of drawing one-point charts.
+CONSTANTS = frozenset({
+    "steps", "epochs", "max_length", "train_sequences", "held_out_sequences", "train_tokens_seen", "train_rows",
+    "trainable_parameters", "total_parameters", "vocabulary_size", "softmax_candidates", "n_sentences", "n_words",
+    "support",
+})
+
+
+def named_scores(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An evaluation row's numbers under names that say what they are: the headline score as
+    `word_accuracy` or `entity_f1` (with `entity_precision`, `entity_recall`), never a bare `f1`
+    that is an accuracy for POS."""
+    from evaluation.metrics import score_key
+
+    headline = {"f1", "precision", "recall"} | ({"accuracy"} if row["scheme"] == "plain" else set())
+    named = {key: value for key, value in row.items() if key not in headline}
+    named[score_key(row["scheme"])] = row["f1"]
+    if row["scheme"] == "iob2":
+        named.update(entity_precision=row["precision"], entity_recall=row["recall"])
+    return named
 
 
 def redact(uri: str) -> str:
     """Drop user:password from a URI (or from every URI in a text) before it is logged or printed."""
     return redact_credentials(uri)
+
+
+def runs_url(ui: str, experiment_id: str) -> str:
+    """The MLflow UI's runs table of an experiment in its training view (MLflow 3.17 opens every
+    experiment in the GenAI view unless the URL asks otherwise)."""
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def default_tracking_uri(output_dir: Path) -> str:
@@ -177,6 +212,32 @@ def _save_template(database: Path, template: Path) -> None:
     atomic_write(template, write)
 
 
+def _follow_moved_store(target: TrackingTarget) -> None:
+    """A local store whose output folder was copied or moved still names the old folder in its
+    artifact locations (MLflow records absolute URIs): point them at the folder it is in now, so
+    artifacts are read from and written to the copy, never the original. Only for the store madx
+    made inside the output folder (`artifact_root` set), under the store's lock."""
+    database = _sqlite_file(target.uri)
+    if database is None or target.artifact_root is None or not database.is_file():
+        return
+    new_root = target.artifact_root.rstrip("/")
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        try:
+            rows = db.execute("SELECT artifact_location FROM experiments WHERE name = ?", (target.experiment,)).fetchall()
+        except sqlite3.Error:  # not (yet) an MLflow store: MLflow will say so
+            return
+        if not rows or not rows[0][0]:
+            return
+        old_root = rows[0][0].rstrip("/")
+        if old_root == new_root or not old_root.endswith("/mlartifacts"):
+            return
+        with db:
+            db.execute("UPDATE experiments SET artifact_location = ? || substr(artifact_location, ?) "
+                       "WHERE artifact_location LIKE ? || '%'", (new_root, len(old_root) + 1, old_root))
+            db.execute("UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) WHERE artifact_uri LIKE ? || '%'",
+                       (new_root, len(old_root) + 1, old_root))
+
+
 @dataclass(frozen=True)
 class TrackingTarget:
     """Where runs go: small and picklable, so it can travel to any task runner."""
@@ -184,6 +245,9 @@ class TrackingTarget:
     uri: str
     experiment: str
     artifact_root: str | None = None  # for a new experiment in a local store: output_dir/mlartifacts
+    # The pipeline's output folder: paths inside it are tagged relative to it, so a copied or moved
+    # output folder still finds its base model, adapters and evaluations.
+    home: str | None = None
 
 
 class Tracker:
@@ -194,6 +258,7 @@ class Tracker:
         self.target = target
         try:
             with _store_lock(target.uri):
+                _follow_moved_store(target)
                 self.client = _open_store(target.uri, MlflowClient)
                 self.experiment_id = self._experiment_id()
         except Exception as error:  # noqa: BLE001 - whatever the store raised, said once, without credentials
@@ -205,9 +270,12 @@ class Tracker:
     def _experiment_id(self) -> str:
         experiment = self.client.get_experiment_by_name(self.target.experiment)
         if experiment is not None:
+            if experiment.tags.get(EXPERIMENT_KIND) != TRAINING_EXPERIMENT:
+                self.client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, TRAINING_EXPERIMENT)
             return experiment.experiment_id
         try:
-            return self.client.create_experiment(self.target.experiment, artifact_location=self.target.artifact_root)
+            return self.client.create_experiment(self.target.experiment, artifact_location=self.target.artifact_root,
+                                                 tags={EXPERIMENT_KIND: TRAINING_EXPERIMENT})
         except Exception:  # another process (a remote store: no lock) created it first
             experiment = self.client.get_experiment_by_name(self.target.experiment)
             if experiment is None:
@@ -215,8 +283,26 @@ class Tracker:
             return experiment.experiment_id
 
     # -- runs ----------------------------------------------------------------------------------
+    def portable(self, path: str | Path) -> str:
+        """`path` relative to the output folder when it lies inside it (what tags record), else as given."""
+        home = self.target.home
+        if home and Path(path).is_absolute():
+            with contextlib.suppress(ValueError):
+                return Path(path).resolve().relative_to(Path(home).resolve()).as_posix()
+        return str(path)
+
+    def local(self, recorded: str) -> str:
+        """The path a tag records, as a path on this machine (the inverse of `portable`)."""
+        if self.target.home and recorded and not Path(recorded).is_absolute() and "://" not in recorded:
+            candidate = Path(self.target.home) / recorded
+            if candidate.exists():
+                return str(candidate)
+        return recorded
+
     def start(self, name: str, tags: Mapping[str, str], parent_id: str | None = None) -> str:
         all_tags = {k: str(v) for k, v in tags.items() if v is not None}
+        if BASE_MODEL in all_tags:
+            all_tags[BASE_MODEL] = self.portable(all_tags[BASE_MODEL])
         all_tags.update({HOST: socket.gethostname(), PID: str(os.getpid())})
         if parent_id:
             all_tags[PARENT] = parent_id
@@ -272,14 +358,16 @@ class Tracker:
             self.client.log_batch(run_id, params=items[start : start + 100])
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Numbers as metrics at `step`; the CONSTANTS among them (and per-type supports) as params."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [
-            Metric(key, float(value), now, step or 0)
-            for key, value in metrics.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step"
-        ]
+        numbers = {key: value for key, value in metrics.items()
+                   if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step"}
+        constants = {key: value for key, value in numbers.items() if key in CONSTANTS or key.endswith(".support")}
+        if constants:
+            self.log_params(run_id, {key: int(v) if float(v).is_integer() else v for key, v in constants.items()})
+        items = [Metric(key, float(value), now, step or 0) for key, value in numbers.items() if key not in constants]
         for start in range(0, len(items), 500):
             self.client.log_batch(run_id, metrics=items[start : start + 500])
 
@@ -288,8 +376,11 @@ class Tracker:
         digest = sha256_of_directory(folder)
         self.client.log_artifacts(run_id, str(folder), ADAPTER_ARTIFACT)
         self.client.set_tag(run_id, ADAPTER_SHA, digest)
-        self.client.set_tag(run_id, ADAPTER_PATH, str(Path(folder).resolve()))
+        self.client.set_tag(run_id, ADAPTER_PATH, self.portable(Path(folder).resolve()))
         return digest
+
+    def log_dict(self, run_id: str, data: Mapping[str, Any], artifact_file: str) -> None:
+        self.client.log_dict(run_id, dict(data), artifact_file)
 
     def log_files(self, run_id: str, files: list[Path], artifact_path: str | None = None) -> None:
         for path in files:
@@ -301,6 +392,7 @@ class Tracker:
 
     # -- queries -------------------------------------------------------------------------------
     def find_runs(self, filters: Mapping[str, str], finished_only: bool = True, max_results: int = 1000) -> list:
+        filters = {key: self.portable(value) if key == BASE_MODEL else value for key, value in filters.items()}
         clauses = [f"tags.`{key}` = '{value}'" for key, value in filters.items()]
         if finished_only:
             clauses.append("attributes.status = 'FINISHED'")
@@ -318,12 +410,12 @@ class Tracker:
         for run in self.find_runs(filters, max_results=20):
             tags = run.data.tags
             if ADAPTER_SHA in tags:
-                return TrackedAdapter(run.info.run_id, tags.get(ADAPTER_PATH, ""), tags[ADAPTER_SHA])
+                return TrackedAdapter(run.info.run_id, self.local(tags.get(ADAPTER_PATH, "")), tags[ADAPTER_SHA])
         return None
 
     def tracked_adapter(self, folder: Path, kind: str, cache_key: str) -> TrackedAdapter | None:
         """The newest finished run of `kind` that logged the adapter in `folder` under `cache_key`."""
-        path = str(Path(folder).resolve())
+        path = self.portable(Path(folder).resolve())
         runs = self.client.search_runs(
             [self.experiment_id],
             f"tags.`{KIND}` = '{kind}' and params.cache_key = '{cache_key}' and attributes.status = 'FINISHED'",
@@ -332,7 +424,7 @@ class Tracker:
         for run in runs:
             tags = run.data.tags
             if tags.get(ADAPTER_PATH) == path and ADAPTER_SHA in tags:
-                return TrackedAdapter(run.info.run_id, path, tags[ADAPTER_SHA])
+                return TrackedAdapter(run.info.run_id, str(Path(folder).resolve()), tags[ADAPTER_SHA])
         return None
 
     def adapter_folder(self, adapter: TrackedAdapter, download_to: Path) -> Path:
@@ -354,19 +446,40 @@ class Tracker:
         return path
 
     def evaluation_rows(self, base_model: str | None = None) -> list[dict[str, Any]]:
-        """The latest score of every (task, language, setup) evaluated in this experiment."""
+        """The latest score of every (task, language, setup, seed) evaluated in this experiment; `f1`
+        is the headline score whatever its tracked name, `run_id` the run holding its sentence counts."""
         filters = {KIND: "evaluation"}
         if base_model:
             filters[BASE_MODEL] = base_model
-        latest: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for run in self.find_runs(filters, max_results=5000):
-            tags = run.data.tags
-            key = (tags.get(TASK), tags.get(LANGUAGE), tags.get(SETUP))
-            if None in key or key in latest:
+        latest: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        for run in self.find_runs(filters, max_results=50_000):
+            tags, metrics = run.data.tags, run.data.metrics
+            key = (tags.get(TASK), tags.get(LANGUAGE), tags.get(SETUP), tags.get(SEED))
+            metric = run.data.params.get("metric", "f1")
+            if None in key or key in latest or metric not in metrics:
                 continue
-            latest[key] = {"task": key[0], "language": key[1], "setup": key[2], "scheme": tags.get(SCHEME),
-                           "source_language": tags.get("madx.source_language"), **run.data.metrics}
+            latest[key] = {**metrics, "task": key[0], "language": key[1], "setup": key[2], "seed": int(key[3]),
+                           "scheme": tags.get(SCHEME), "source_language": tags.get("madx.source_language"),
+                           "f1": metrics[metric], "run_id": run.info.run_id}
         return list(latest.values())
+
+    def evaluation_counts(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """run_id -> per-sentence counts (a numpy array) of every row that logged them."""
+        import numpy as np
+
+        counts = {}
+        for row in rows:
+            with contextlib.suppress(OSError, KeyError, ValueError):  # a run from before counts were logged
+                counts[row["run_id"]] = np.asarray(self.sentence_counts(row["run_id"]), dtype=float)
+        return counts
+
+    def sentence_counts(self, run_id: str) -> list[list[int]]:
+        """The per-sentence counts an evaluation run logged (evaluation.metrics.sentence_counts)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="madx-counts-") as scratch:
+            path = Path(self.client.download_artifacts(run_id, SENTENCE_COUNTS, scratch))
+            return json.loads(path.read_text(encoding="utf-8"))["counts"]
 
     def language_adapter_rows(self, base_model: str | None = None) -> list[dict[str, Any]]:
         """Held-out MLM perplexity of the newest trained adapter of every language: before training

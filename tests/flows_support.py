@@ -43,8 +43,9 @@ LANGUAGE_TRAINING = {
     "steps": 6, "batch_size": 4, "max_length": 32, "learning_rate": 1e-2, "warmup_steps": 0,
     "eval_every": 3, "log_every": 2, "checkpoint_every": 0, "held_out_fraction": 0.1, "device": "cpu",
 }
+# Two seeds: every pipeline of the tests trains a task adapter per seed and reports a spread.
 TASK_TRAINING = {"epochs": 2, "batch_size": 8, "learning_rate": 3e-2, "warmup_ratio": 0.0, "max_length": 48,
-                 "device": "cpu"}
+                 "device": "cpu", "seeds": [1, 2]}
 
 
 def write_corpus(path: Path, language: str, repeat: int = 12) -> Path:

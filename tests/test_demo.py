@@ -61,13 +61,17 @@ def test_fast_demo_runs_end_to_end(demo_run, fast_config):
     assert "zero-shot entity F1 (%)" in text and "madx − no-la" in text and "done in" in text
     assert "en dev entity F1:" in text and "majority-label baseline 0.0" in text  # beside the zero-shot table
     assert "madx ui" in text and str(out / "report" / "report.md") in text.replace("\n", "")
+    assert "mean ± sd over seeds 1, 2, 3" in " ".join(text.split())  # the table's caption
     rows = json.loads((out / "report" / "results.json").read_text())
-    assert {(r["language"], r["setup"]) for r in rows} == {
-        (lang, setup) for lang in ("sw", "yo") for setup in ("madx", "en-la", "no-la")
+    assert {(r["language"], r["setup"], r["seed"]) for r in rows} == {
+        (lang, setup, seed) for lang in ("sw", "yo") for setup in ("madx", "en-la", "no-la") for seed in (1, 2, 3)
     }
-    for kind, names in (("language", ["en", "sw", "yo"]), ("task", ["ner"])):
-        for name in names:
-            assert (out / "adapters" / kind / name / "adapter.safetensors").is_file()
+    differences = json.loads((out / "report" / "summary.json").read_text())["differences"]
+    assert {(d["comparison"], d["language"]) for d in differences} == {
+        (comparison, lang) for comparison in ("madx − no-la", "madx − en-la") for lang in ("sw", "yo", "average")}
+    assert all(d["low"] <= d["estimate"] <= d["high"] and d["seeds"] == 3 for d in differences)
+    for folder in [*(f"language/{code}" for code in ("en", "sw", "yo")), *(f"task/ner/seed-{seed}" for seed in (1, 2, 3))]:
+        assert (out / "adapters" / folder / "adapter.safetensors").is_file()
     assert (out / "base_model" / "model.safetensors").is_file() and (out / "mlflow.db").is_file()
 
 

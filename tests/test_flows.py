@@ -90,16 +90,50 @@ def one(runs: list):
 def test_pipeline_summary(trained):
     summary = trained.summary
     assert summary["tracking_uri"] == f"sqlite:///{trained.out.resolve() / 'mlflow.db'}"
-    assert set(summary["adapters"]) == {"language/en", "language/sw", "task/ner"}
+    assert set(summary["adapters"]) == {"language/en", "language/sw", "task/ner/seed-1", "task/ner/seed-2"}
     assert summary["adapters"]["language/sw"] == str(trained.out / "adapters" / "language" / "sw")
     for folder in summary["adapters"].values():
         assert (Path(folder) / "adapter_config.json").is_file()
         assert (Path(folder) / "adapter.safetensors").is_file()
-    assert (Path(summary["adapters"]["task/ner"]) / "head.safetensors").is_file()
+    assert summary["adapters"]["task/ner/seed-2"] == str(trained.out / "adapters" / "task" / "ner" / "seed-2")
+    assert (Path(summary["adapters"]["task/ner/seed-1"]) / "head.safetensors").is_file()
     cells = {(row["task"], row["language"], row["setup"]): row for row in summary["rows"]}
     assert set(cells) == {("ner", "sw", setup) for setup in ("madx", "en-la", "no-la")}
     for row in cells.values():
         assert 0.0 <= row["f1"] <= 1.0 and row["source_language"] == "en" and row["n_sentences"] == 20
+
+
+def test_same_config_and_seeds_give_the_same_adapters_and_scores_whatever_the_runner(
+        tmp_path, tiny_base_dir, toy_ner, mlflow_template):
+    """Three language adapters training at once in threads (3 workers) and the same config run one
+    stage at a time, each in a fresh folder, on a base whose dropout is on (every stage then draws
+    random masks all along): every adapter byte for byte and every score to the last bit."""
+    import json
+
+    from flows.pipeline import madx_pipeline, run_flow
+    from madx.fileutil import sha256_of_directory
+
+    base = tmp_path / "base-with-dropout"
+    shutil.copytree(tiny_base_dir, base)
+    config = json.loads((base / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    (base / "config.json").write_text(json.dumps(config))
+
+    summaries = {}
+    for workers in (3, 1):
+        path = new_pipeline(tmp_path / f"workers-{workers}", base, toy_ner, mlflow_template, ("en", "sw", "de"),
+                            runner={"kind": "threads", "max_workers": workers})
+        summaries[workers] = run_flow(madx_pipeline, path)
+    parallel, sequential = summaries[3], summaries[1]
+    assert set(parallel["adapters"]) == set(sequential["adapters"]) == {"language/en", "language/sw", "language/de", "task/ner/seed-1", "task/ner/seed-2"}
+    for name in parallel["adapters"]:
+        assert sha256_of_directory(Path(parallel["adapters"][name])) == sha256_of_directory(Path(sequential["adapters"][name])), name
+
+    def scores(rows):
+        return {(row["task"], row["language"], row["setup"]): row for row in rows}
+
+    assert scores(parallel["rows"]) == scores(sequential["rows"])
+    assert len(scores(parallel["rows"])) == 6  # sw and de x three setups
 
 
 def test_pipeline_run_tree_and_tags(trained):
@@ -114,19 +148,29 @@ def test_pipeline_run_tree_and_tags(trained):
     assert parent.data.params["config_file"] == str(trained.config_path.resolve())
 
     nested = children(runs, parent.info.run_id)
-    kinds = sorted((r.data.tags["madx.kind"], r.data.tags.get("madx.language"), r.data.tags.get("madx.task"))
-                   for r in nested)
-    assert kinds == [("evaluation_stage", None, "ner"), ("language_adapter", "en", None),
-                     ("language_adapter", "sw", None), ("task_adapter", "en", "ner")]
-    stage = one([r for r in nested if r.data.tags["madx.kind"] == "evaluation_stage"])
-    cells = children(runs, stage.info.run_id)
-    assert sorted(r.data.tags["madx.setup"] for r in cells) == ["en-la", "madx", "no-la"]
-    rows = {row["setup"]: row for row in trained.summary["rows"]}
+    kinds = sorted((r.data.tags["madx.kind"], r.data.tags.get("madx.language"), r.data.tags.get("madx.task"),
+                    r.data.tags.get("madx.seed")) for r in nested)
+    assert kinds == [("evaluation_stage", None, "ner", "1"), ("evaluation_stage", None, "ner", "2"),
+                     ("language_adapter", "en", None, "42"), ("language_adapter", "sw", None, "42"),
+                     ("task_adapter", "en", "ner", "1"), ("task_adapter", "en", "ner", "2")]
+    cells = [cell for stage in runs_where(nested, kind="evaluation_stage") for cell in children(runs, stage.info.run_id)]
+    rows = {(row["setup"], row["seed"]): row for row in trained.summary["rows"]}
+    assert sorted((r.data.params["setup"], r.data.params["seed"]) for r in cells) == sorted(
+        (setup, str(seed)) for setup, seed in rows)
     for cell in cells:
-        tags = cell.data.tags
+        tags, params, metrics = cell.data.tags, cell.data.params, cell.data.metrics
         assert (tags["madx.kind"], tags["madx.language"], tags["madx.task"]) == ("evaluation", "sw", "ner")
         assert tags["madx.source_language"] == "en"
-        assert cell.data.metrics["f1"] == pytest.approx(rows[tags["madx.setup"]]["f1"])
+        # what the UI groups and compares by, and the score under the name of what it is
+        assert (params["task"], params["language"], params["metric"]) == ("ner", "sw", "entity_f1")
+        assert "f1" not in metrics and metrics["entity_f1"] == pytest.approx(rows[(params["setup"], int(params["seed"]))]["f1"])
+        assert params["n_sentences"] == "20" and "n_sentences" not in metrics  # a constant: a param, not a chart
+    # the comparison itself on the pipeline's run: per-setup averages, differences, their intervals
+    assert parent.data.metrics["ner.madx.mean"] == pytest.approx(
+        sum(rows[("madx", seed)]["f1"] for seed in (1, 2)) / 2)
+    low, high = (parent.data.metrics[f"ner.madx-minus-no-la.sw.ci_{end}"] for end in ("low", "high"))
+    assert low <= parent.data.metrics["ner.madx-minus-no-la.sw"] <= high
+    assert "ner.madx-minus-en-la.average" in parent.data.metrics
     for run in [*nested, *cells]:
         assert run.info.status == "FINISHED", run.info.run_name
         assert run.data.tags["madx.base_model"] == trained.base
@@ -152,12 +196,13 @@ def test_training_curves_are_step_metrics(trained):
         assert steps == [0, 3, 6] and run.data.metrics["mlm_loss"] == pytest.approx(last)
         assert curve(run, "perplexity")[0] == [0, 3, 6]
         assert curve(run, "train_loss")[0] == [2, 4, 6]
-        assert run.data.params["training.steps"] == "6"
+        assert run.data.params["training.steps"] == "6" and run.data.params["steps"] == "6"  # constants: params
+        assert "steps" not in run.data.metrics and "trainable_parameters" not in run.data.metrics
         assert run.data.params["corpus"].endswith(f"corpora/{run.data.tags['madx.language']}.txt")
-    task = one(runs_where(nested, kind="task_adapter"))
+    task = one(runs_where(nested, kind="task_adapter", seed="1"))
     assert curve(task, "dev_f1")[0] == [1, 2]
     assert curve(task, "train_loss")[0] == [1, 2]
-    kept = read_adapter_config(trained.summary["adapters"]["task/ner"])["metadata"]["metrics"]
+    kept = read_adapter_config(trained.summary["adapters"]["task/ner/seed-1"])["metadata"]["metrics"]
     assert task.data.metrics["dev_f1"] == pytest.approx(kept["dev_f1"])  # the score of the epoch kept
     assert task.data.params["source_adapter_sha256"] == one(
         runs_where(nested, kind="language_adapter", language="en")).data.tags["madx.adapter_sha256"]
@@ -175,15 +220,17 @@ def test_adapter_artifacts_carry_their_hash_and_load(trained, tmp_path):
     client = tracker.client
     nested = children(all_runs(trained.config_path), trained.summary["run_id"])
     adapters = [r for r in nested if r.data.tags["madx.kind"] in ("language_adapter", "task_adapter")]
-    assert len(adapters) == 3
+    assert len(adapters) == 4  # en, sw, and a ner task adapter per seed
     downloaded = {}
     for run in adapters:
-        name = run.data.tags.get("madx.task") or run.data.tags["madx.language"]
-        folder = Path(client.download_artifacts(run.info.run_id, "adapter", str(tmp_path / name)))
-        assert sha256_of_directory(folder) == run.data.tags["madx.adapter_sha256"]
-        assert run.data.tags["madx.adapter_path"] == str(Path(trained.summary["adapters"][
-            ("task/" if run.data.tags["madx.kind"] == "task_adapter" else "language/") + name]).resolve())
-        downloaded[name] = folder
+        tags = run.data.tags
+        key = f"task/{tags['madx.task']}/seed-{tags['madx.seed']}" if tags["madx.kind"] == "task_adapter" else \
+            f"language/{tags['madx.language']}"
+        folder = Path(client.download_artifacts(run.info.run_id, "adapter", str(tmp_path / key)))
+        assert sha256_of_directory(folder) == tags["madx.adapter_sha256"]
+        # recorded relative to the output folder: a copied output folder still finds it
+        assert tags["madx.adapter_path"] == f"adapters/{key}"
+        downloaded[key.split("/")[1] if key.startswith("language") else f"ner-{tags['madx.seed']}"] = folder
 
     mlm = AdapterModel(AutoModelForMaskedLM.from_pretrained(trained.base))
     assert load_adapter(mlm, downloaded["sw"]) == "sw"
@@ -193,13 +240,13 @@ def test_adapter_artifacts_carry_their_hash_and_load(trained, tmp_path):
 
     tagger = AdapterModel(AutoModelForTokenClassification.from_pretrained(trained.base))
     load_adapter(tagger, downloaded["en"], with_head=False)
-    load_adapter(tagger, downloaded["ner"])
+    load_adapter(tagger, downloaded["ner-1"])
     tagger.set_active(Stack("en", "ner"))
     assert tagger.model.num_labels == 7  # O + B/I of PER, LOC, ORG
 
     # adapter_folder: the recorded local folder while its hash matches, else a checked download
     tracked = tracker.latest_adapter("task_adapter", trained.base, task="ner")
-    assert tracked is not None and tracked.sha256 == sha256_of_directory(downloaded["ner"])
+    assert tracked is not None and tracked.sha256 == sha256_of_directory(downloaded[f"ner-{Path(tracked.path).name[5:]}"])
     assert tracker.adapter_folder(tracked, tmp_path / "unused") == Path(tracked.path)
     moved = replace(tracked, path=str(tmp_path / "gone"))
     fetched = tracker.adapter_folder(moved, tmp_path / "fetched")
@@ -211,7 +258,7 @@ def test_adapter_artifacts_carry_their_hash_and_load(trained, tmp_path):
 def test_reports_written_and_logged_on_the_parent_run(trained):
     client = tracker_for(trained.config_path).client
     report = trained.summary["report"]
-    assert set(report) == {"csv", "json", "heatmap", "markdown"}
+    assert set(report) == {"csv", "json", "summary", "heatmap", "markdown"}
     for path in report.values():
         assert Path(path).is_file() and Path(path).stat().st_size > 0
     assert "sw" in Path(report["csv"]).read_text(encoding="utf-8")
@@ -246,7 +293,7 @@ def test_unchanged_adapters_are_reused_and_force_retrains(trained):
     assert {run.info.run_id for run in adapter_runs()} == before  # nothing retrained, nothing logged
     assert again["adapters"] == trained.summary["adapters"]
     second = children(all_runs(trained.config_path), again["run_id"])
-    assert sorted(r.data.tags["madx.kind"] for r in second) == ["evaluation_stage"]
+    assert sorted(r.data.tags["madx.kind"] for r in second) == ["evaluation_stage", "evaluation_stage"]  # a seed each
     assert sha256_of_directory(sw_folder) == sw_hash
 
     cached = train_language_adapter(str(trained.config_path), "sw")
@@ -303,12 +350,12 @@ def test_stage_flows_reuse_and_evaluate(trained, make_pipeline, tmp_path):
 
     config = make_pipeline(tmp_path, ("en", "sw"), adapters=trained.adapters)
     task = train_task_adapter(str(config), "ner")
-    assert task["reused"] is True and task["adapter"] == str(tmp_path / "out" / "adapters" / "task" / "ner")
+    assert task["reused"] is True and task["adapter"] == str(tmp_path / "out" / "adapters" / "task" / "ner" / "seed-1")
     assert task["metrics"]["dev_f1"] >= 0
 
     evaluated = evaluate_zero_shot(str(config), languages=["sw"])
-    assert sorted((row["language"], row["setup"]) for row in evaluated["rows"]) == [
-        ("sw", "en-la"), ("sw", "madx"), ("sw", "no-la")]
+    assert sorted((row["language"], row["setup"], row["seed"]) for row in evaluated["rows"]) == [
+        ("sw", setup, seed) for setup in ("en-la", "madx", "no-la") for seed in (1, 2)]
     assert Path(evaluated["report"]["csv"]).is_file()
     runs = all_runs(config)
     assert runs_where(runs, kind="language_adapter") == runs_where(runs, kind="task_adapter") == []
@@ -376,10 +423,14 @@ def test_evaluation_with_an_unknown_label_fails_cleanly(trained, make_pipeline, 
         state.result()
     runs = all_runs(config)
     assert runs_where(runs, kind="language_adapter") == runs_where(runs, kind="task_adapter") == []  # all reused
-    stage = one(runs_where(runs, kind="evaluation_stage"))  # one attempt: a data error is not retried
-    assert stage.info.status == "FAILED" and "MISC" in stage.data.tags["madx.error"]
+    stages = runs_where(runs, kind="evaluation_stage")  # a seed's stage may not have started when the flow failed
+    seeds = [stage.data.tags["madx.seed"] for stage in stages]
+    assert 1 <= len(stages) and len(seeds) == len(set(seeds))  # one attempt each: a data error is not retried
     parent = one(runs_where(runs, kind="pipeline"))
-    assert parent.info.status == "FAILED" and stage.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    for stage in stages:
+        assert stage.info.status == "FAILED" and "MISC" in stage.data.tags["madx.error"]
+        assert stage.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert parent.info.status == "FAILED"
     no_run_left_running(config)
 
 
@@ -448,8 +499,9 @@ def test_add_language_from_the_cli(trained, toy_ner):
     nested = children(runs, flow_run.info.run_id)
     assert one(runs_where(nested, kind="language_adapter")).data.tags["madx.language"] == "yo"
     assert runs_where(nested, kind="task_adapter") == []  # the unchanged task adapter is reused
-    stage = one(runs_where(nested, kind="evaluation_stage"))
-    assert sorted(r.data.tags["madx.setup"] for r in children(runs, stage.info.run_id)) == ["en-la", "madx", "no-la"]
+    for stage in runs_where(nested, kind="evaluation_stage"):  # one per seed, each with every setup
+        assert sorted(r.data.tags["madx.setup"] for r in children(runs, stage.info.run_id)) == ["en-la", "madx", "no-la"]
+    assert sorted(r.data.tags["madx.seed"] for r in runs_where(nested, kind="evaluation_stage")) == ["1", "2"]
 
     # the report grows: earlier languages stay, the new one joins
     report = (trained.out / "report" / "results.csv").read_text(encoding="utf-8")
@@ -459,6 +511,45 @@ def test_add_language_from_the_cli(trained, toy_ner):
     assert table.exit_code == 0, table.output
     lines = {line.split()[1] for line in table.output.splitlines() if line.startswith("│ ") and len(line.split()) > 2}
     assert {"yo", "sw"} <= lines
+
+
+def test_a_copied_output_folder_works_on_its_own(trained, tmp_path):
+    """`cp -r` of a finished pipeline folder (config, corpora, output) elsewhere: `madx results` reads
+    the copy's store, `add-language` reuses every adapter of the copy, logs its new artifacts into
+    the copy, and the original folder is not touched. (The new language has no test set: that is
+    said on the run.)"""
+    from typer.testing import CliRunner
+
+    from madx.cli import app
+
+    def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+        return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+                for p in folder.rglob("*") if p.is_file()}
+
+    before = snapshot(trained.folder)
+    copy = tmp_path / "elsewhere" / "pipeline"
+    shutil.copytree(trained.folder, copy, copy_function=shutil.copyfile)  # new place, new modification times
+    config = copy / "pipeline.yaml"
+    runner = CliRunner()
+
+    table = runner.invoke(app, ["results", str(config)])
+    assert table.exit_code == 0, (table.output, table.exception)
+    assert any(line.startswith("│ sw") for line in table.output.splitlines())
+
+    corpus = write_corpus(copy / "corpora" / "de.txt", "de")
+    added = runner.invoke(app, ["add-language", "de", "--corpus", str(corpus), "--config", str(config)])
+    assert added.exit_code == 0, (added.output, added.exception)
+    runs = all_runs(config)
+    flow_run = one(runs_where(runs, kind="add_language", language="de"))
+    assert flow_run.data.tags["madx.not_evaluated"] == "no test set for task ner"
+    nested = children(runs, flow_run.info.run_id)
+    trained_now = runs_where(nested, kind="language_adapter") + runs_where(nested, kind="task_adapter")
+    assert [(r.data.tags["madx.kind"], r.data.tags.get("madx.language")) for r in trained_now] == [
+        ("language_adapter", "de")]  # en, sw and both task adapters reused from the copy
+    for run in [flow_run, *nested]:
+        assert run.info.artifact_uri.startswith((copy / "out" / "mlartifacts").as_uri()), run.info.artifact_uri
+    assert (copy / "out" / "adapters" / "language" / "de" / "adapter.safetensors").is_file()
+    assert snapshot(trained.folder) == before
 
 
 def test_cli_config_error_is_one_line(trained, tmp_path, monkeypatch, capsys):

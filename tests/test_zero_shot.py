@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from seqeval.metrics import f1_score
@@ -88,6 +90,8 @@ def test_report_files(matrix, tmp_path):
     assert "| xx | 2,226.4 | 150.0 | 14.84x |" in text
     assert "## Language adapters" not in write_report(rows, tmp_path / "plain").markdown.read_text()
     assert files.csv.read_text().splitlines()[0].startswith("task,language,setup,f1,precision,recall")
+    assert "sentence_counts" not in files.csv.read_text() and "run_id" in files.csv.read_text()
+    assert json.loads(files.summary.read_text())["differences"]  # the rows' own counts gave intervals
     assert len(files.csv.read_text().splitlines()) == 1 + len(rows)
     assert files.heatmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and files.heatmap.stat().st_size > 5000
 
@@ -105,7 +109,7 @@ def test_report_names_the_metric_and_flags_numbers_at_the_majority_baseline_or_a
                                     "flags": "small_held_out: 4 held-out sequences"}], dev)
     assert "## Task `pos`: zero-shot word accuracy (%)" in text
     assert "Source-language dev word accuracy: **91.6** (majority-label baseline 18.2, always `NOUN`)" in text
-    assert "| de | 19.0 | 70.0 | -51.0 | 18.0 |" in text  # the baseline beside the cells
+    assert "| de | 19.0 | 70.0 | 18.0 |" in text  # the baseline beside the cells (no counts: no differences)
     assert "within 2 points of the majority-label baseline (the tagger transferred nothing there): de/madx" in text
     assert "language adapter `de`: small_held_out" in text
     flat = [row(lang, setup, 0.5, "iob2") for lang in ("de", "es") for setup in ("madx", "no-la")]
