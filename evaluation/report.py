@@ -220,9 +220,13 @@ def untrustworthy(rows: list[dict[str, Any]], language_adapters: list[dict[str, 
     found = []
     for task in sorted({row["task"] for row in rows}):
         cells = [row for row in rows if row["task"] == task]
-        at_baseline = [f"{row['language']}/{row['setup']}" for row in cells
-                       if row.get("majority_baseline") is not None
-                       and float(row["f1"]) < float(row["majority_baseline"]) + MAJORITY_MARGIN]
+        seeds_at_baseline: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for row in cells:
+            if row.get("majority_baseline") is not None and \
+                    float(row["f1"]) < float(row["majority_baseline"]) + MAJORITY_MARGIN:
+                seeds_at_baseline[(row["language"], row["setup"])].append(int(row.get("seed", 0)))
+        at_baseline = [f"{language}/{setup}" + (f" (seed {', '.join(map(str, sorted(seeds)))})" if "seed" in cells[0] else "")
+                       for (language, setup), seeds in sorted(seeds_at_baseline.items())]
         if at_baseline:
             found.append(f"`{task}`: within {100 * MAJORITY_MARGIN:.0f} points of the majority-label baseline "
                          f"(the tagger transferred nothing there): {', '.join(at_baseline)}")
@@ -266,7 +270,9 @@ def to_markdown(rows: list[dict[str, Any]], title: str, language_adapters: list[
             values += [format_difference(by_language.get(AVERAGE)) for by_language in s.differences.values()]
             if s.baselines:
                 values.append("")
-            lines.append("| **average (targets)** | " + " | ".join(f"**{v}**" if v else "" for v in values) + " |")
+            n_stats = len(s.setups)  # the differences carry their own bold (interval excludes 0)
+            lines.append("| **average (targets)** | " + " | ".join(
+                f"**{v}**" if v and i < n_stats else v for i, v in enumerate(values)) + " |")
         lines.append("")
         if s.differences:
             lines += [f"Differences in points of {s.metric} with their 95 % paired bootstrap interval (test sentences "
@@ -342,7 +348,8 @@ def write_heatmap(summaries: list[TaskSummary], path: Path, title: str) -> None:
             for i, line in enumerate(deltas):
                 for j, value in enumerate(line):
                     if value == value:
-                        ax.text(len(s.setups) + j, i, f"{value:+.1f}", ha="center", va="center", color="black")
+                        ax.text(len(s.setups) + j, i, f"{value:+.1f}", ha="center", va="center",
+                                color="white" if abs(value) > 0.6 * reach else "black")
         ax.set_xlim(-0.5, len(labels) - 0.5)
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.set_xticks(range(len(labels)), labels, rotation=20)

@@ -137,7 +137,10 @@ def _fsync_tree(folder: Path) -> None:
 _ABSOLUTE_PATH = re.compile(r"(?<![\w:./])/(?:[^\s,/\[\]]+/)*([^\s,/\[\]]+)")
 
 
-def without_folders(text: str) -> str:
-    """`text` with every absolute path shortened to its last part: what a saved adapter records of
-    its inputs, so that it stays the same bytes wherever the inputs and outputs lie."""
-    return _ABSOLUTE_PATH.sub(lambda match: match.group(1), text)
+def without_folders(text: str, relative_to: str | Path | None = None) -> str:
+    """`text` with every absolute path shortened to its last part (what a saved adapter records of
+    its inputs, so that it stays the same bytes wherever the inputs and outputs lie), or, with
+    `relative_to`, made relative to that folder (what a report shows)."""
+    if relative_to is None:
+        return _ABSOLUTE_PATH.sub(lambda match: match.group(1), text)
+    return _ABSOLUTE_PATH.sub(lambda match: os.path.relpath(match.group(0), relative_to), text)

@@ -414,19 +414,24 @@ def report_notes(config: PipelineConfig, base_model: str) -> list[str]:
     from, and which target languages the base model never saw in pretraining."""
     from madx.fileutil import without_folders
 
+    here = Path(config.source_file).parent if config.source_file else Path.cwd()
     notes = []
     for name, task_config in sorted(config.tasks.items()):
-        sources = "; ".join(f"{code}: {without_folders(config.labeled(name, 'test', code).describe())}"
+        sources = "; ".join(f"{code}: {without_folders(config.labeled(name, 'test', code).describe(), here)}"
                             for code in config.target_languages(name))
         notes.append(f"`{name}`: {task_config.data or 'what the data is was not said (tasks.' + name + '.data)'}. "
                      f"Test sets: {sources}.")
     targets = sorted({code for name in config.tasks for code in config.target_languages(name)} - {config.source_language})
     seen = config.pretraining_languages()
+    if config.base_model.build:
+        base = f"the small base model built here from the text of {', '.join(sorted(seen or []))}"
+    else:
+        base = f"`{config.base_model.packaged or without_folders(base_model, here)}`"
     if seen is None:
-        notes.append(f"Base model `{without_folders(base_model)}`: which languages it saw in pretraining is not known "
+        notes.append(f"Base model {base}: which languages it saw in pretraining is not known "
                      "(list them under base_model.pretraining_languages).")
     else:
         unseen = [code for code in targets if code not in seen]
-        notes.append(f"Base model `{without_folders(base_model)}` never saw in pretraining: "
-                     f"{', '.join(unseen) if unseen else 'none of the target languages'}.")
+        notes.append(f"Base model {base}; target languages it never saw in pretraining: "
+                     f"{', '.join(unseen) if unseen else 'none'}.")
     return notes
