@@ -26,6 +26,7 @@ from madx.io import load_adapter, read_adapter_config
 from madx.loading import load_model, load_tokenizer, usable_length
 from madx.model import AdapterModel
 from madx.seeding import seeded_global_rng
+from madx.stopping import check
 from madx.training import pick_device
 from task_adapters.data import LabeledSource, LabelSet, TaggedCorpus, check_known_tags, encode_tagged, load_labeled
 
@@ -99,6 +100,7 @@ def evaluate_zero_shot(
             if NEEDS_TARGET_ADAPTER & set(setups):
                 ensure_language(language)
             for setup in setups:
+                check(f"evaluation of {task!r} on {language!r} before setup {setup!r}")
                 am.set_active(*_activation(setup, task, source, language, am.num_layers))
                 scores = evaluate_tagging(am.model, corpus, tokenizer, label_set, max_length, batch_size, device_, encoded)
                 row = {"task": task, "language": language, "setup": setup, "source_language": source,

@@ -60,6 +60,9 @@ class TemporaryApiServer:
             process = subprocess.Popen(
                 [sys.executable, "-m", "flows.api_server", str(listener.fileno()), str(os.getpid())],
                 pass_fds=(listener.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                # its own session: a Ctrl-C at the terminal must not stop it before its client is done
+                # (it stops when this process ends, see _stop_with)
+                start_new_session=True,
                 env={**os.environ, "PREFECT_UI_ENABLED": "0"},
             )
             server = cls(process, listener.getsockname()[1], log)

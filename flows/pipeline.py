@@ -23,6 +23,7 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.config import PipelineConfig, load_pipeline_config
+from madx import stopping
 from madx.errors import ConfigError
 from madx.loading import load_config
 from tasks import tracking
@@ -75,6 +76,7 @@ class _Run:
         self.target = tracking_target(config)
         self.tracker = Tracker(self.target)
         self.tracker.close_abandoned()  # runs a killed process of this machine left RUNNING
+        stopping.check(name)  # a Ctrl-C before this flow began
         tags = {tracking.KIND: kind, tracking.CONFIG_HASH: config.fingerprint(),
                 tracking.BASE_MODEL: base_model_name(config), **(extra_tags or {})}
         self.run_id = self.tracker.start(name, tags)
@@ -85,10 +87,17 @@ class _Run:
             self.tracker.client.log_text(self.run_id, redact(source.read_text(encoding="utf-8")), f"config/{source.name}")
 
     def __enter__(self) -> _Run:
+        # Ctrl-C and SIGTERM ask every stage to stop at its next step, in place of Prefect's SIGTERM
+        # handling (which ends the flow at once while its stages go on training in their threads).
+        self._signals = stopping.stop_on_signals()
+        self._signals.__enter__()
         return self
 
     def __exit__(self, kind, error, tb) -> None:
-        self.tracker.finish(self.run_id, error)
+        try:
+            self.tracker.finish(self.run_id, error)
+        finally:
+            self._signals.__exit__(None, None, None)
 
 
 def base_model_name(config: PipelineConfig) -> str:

@@ -28,6 +28,7 @@ from madx.errors import ConfigError
 from madx.fileutil import atomic_directory
 from madx.loading import build_model
 from madx.seeding import SEEDING_VERSION, own_dropout, seeded_global_rng
+from madx.stopping import check
 from madx.tokenizer import train_sentencepiece_tokenizer
 from madx.training import pick_device
 
@@ -108,6 +109,7 @@ def build_base_model(
         batch_size = min(spec.batch_size, len(train))
         model.train()
         while position.step < spec.steps:
+            check(f"base model pretraining at step {position.step}/{spec.steps}")
             batch = next_batch(train, position, batch_size, spec.seed)
             loss, batch_tokens, _ = mlm_batch_loss(model, batch, tokenizer, generator, 0.15, device)
             loss.backward()

@@ -46,6 +46,7 @@ from madx.errors import ConfigError, DataError
 from madx.fileutil import atomic_directory
 from madx.loading import load_config, load_mlm_model, load_tokenizer, usable_length
 from madx.seeding import seeded_global_rng
+from madx.stopping import check
 from madx.surgery import architecture_of, get_path
 from madx.training import pick_device
 
@@ -161,6 +162,7 @@ def warm_up_mlm_head(
     started, running = time.perf_counter(), []
     model.eval()  # no dropout anywhere: the encoder is a fixed feature extractor here
     for step in range(1, training.steps + 1):
+        check(f"MLM head warm-up at step {step - 1}/{training.steps}")
         picked = torch.randint(len(train), (training.batch_size,), generator=order_rng).tolist()
         loss = _head_loss(model, [train[i] for i in picked], tokenizer, generator, training.mlm_probability,
                           device, vocabulary)

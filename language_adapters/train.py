@@ -40,6 +40,7 @@ from madx.loading import load_config, load_mlm_model, load_tokenizer, usable_len
 from madx.io import adapter_state_dict, load_adapter_weights, save_adapter
 from madx.model import AdapterModel
 from madx.seeding import SEEDING_VERSION, derive_seed, own_dropout, seeded_global_rng
+from madx.stopping import check, stop_requested
 from madx.training import load_optimizer, make_optimizer, metrics_file, pick_device, save_optimizer, without_timings
 
 # on_event(kind, step, metrics): kind is "train" (every log_every steps), "eval", or "checkpoint".
@@ -139,6 +140,7 @@ def train_language_adapter(
     source = CorpusSource.parse(corpus)
     notify = on_event or (lambda kind, step, metrics: None)
     device = pick_device(training.device)
+    check(f"language adapter {language!r} before training")
     # Every random stream of this training (held-out split, data order, masks, init, dropout) comes
     # from this seed: the configured one and the language, so languages never share a stream.
     seed = derive_seed(training.seed, "language_adapter", language)
@@ -197,6 +199,11 @@ def train_language_adapter(
     model.train()
     running_loss, running_steps = 0.0, 0
     while position.step < training.steps:
+        if stop_requested():  # Ctrl-C or SIGTERM: keep what was learnt, so that a rerun resumes here
+            _save_checkpoint(checkpoint_dir, fingerprint, am, language, optimizer, scheduler, mask_rng, dropout_rng,
+                             position, history)
+            check(f"language adapter {language!r} at step {position.step}/{training.steps} (checkpoint saved in "
+                  f"{checkpoint_dir})")
         started = time.perf_counter()
         step_loss = 0.0
         for _ in range(training.grad_accumulation):

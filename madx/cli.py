@@ -76,8 +76,15 @@ _register_commands()
 def main() -> None:
     """Entry point: a user error prints one line and exits 1; anything else is a bug with a traceback
     (credentials in URIs masked: a tracking store's password must not reach a log)."""
+    from madx import stopping
+
     try:
         app()
+    except stopping.Interrupted as error:
+        err_console.print(f"[bold yellow]interrupted:[/] {error}. Finished adapters are kept and nothing is "
+                          "half-written; run the same command again to go on (language adapters resume from their "
+                          "checkpoint).", highlight=False, soft_wrap=True)
+        sys.exit(stopping.exit_code())
     except MadxError as error:
         err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(1)

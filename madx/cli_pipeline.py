@@ -271,7 +271,7 @@ def demo(
     max_workers: MaxWorkersOpt = None,
 ) -> None:
     """Run the demo pipeline: zero-shot POS tagging from English to de/es/it/nl on the real
-    multilingual-e5-small, offline (configs/demo.yaml, ~12 minutes on 2 cores; the model and data
+    multilingual-e5-small, offline (configs/demo.yaml, ~20 minutes on 2 cores; the model and data
     come from PyPI files that `madx prepare` fetched)."""
     from madx.errors import ConfigError
 

@@ -26,6 +26,7 @@ from madx.io import load_adapter, save_adapter
 from madx.loading import load_config, load_model, load_tokenizer, usable_length
 from madx.model import AdapterModel
 from madx.seeding import derive_seed, own_dropout, seeded_global_rng
+from madx.stopping import check
 from madx.training import make_optimizer, metrics_file, pick_device, without_timings
 from task_adapters.data import (
     IGNORE_INDEX,
@@ -150,6 +151,7 @@ def train_task_adapter(
         order = torch.randperm(len(input_ids), generator=torch.Generator().manual_seed(seed + epoch)).tolist()
         epoch_loss = 0.0
         for start in range(0, steps_per_epoch * training.batch_size, training.batch_size):
+            check(f"task adapter {task!r} at step {step}/{total_steps} (nothing saved: it retrains from the start)")
             batch = order[start : start + training.batch_size]
             ids = pad_rows([input_ids[i] for i in batch], tok.pad_token_id)
             gold = pad_rows([labels[i] for i in batch], IGNORE_INDEX)

@@ -253,6 +253,8 @@ class TrackingTarget:
 class Tracker:
     def __init__(self, target: TrackingTarget):
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        # the report reads one small artifact per evaluation: no progress bar for each
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow.tracking import MlflowClient
 
         self.target = target
@@ -309,7 +311,13 @@ class Tracker:
         return self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
 
     def finish(self, run_id: str, error: BaseException | None = None) -> None:
-        if error is not None:
+        """FINISHED; KILLED when a stop was requested (Ctrl-C, SIGTERM); FAILED with the error otherwise."""
+        from madx.stopping import Interrupted, stop_requested
+
+        if error is not None and (isinstance(error, (Interrupted, KeyboardInterrupt)) or stop_requested()):
+            self.client.set_tag(run_id, ERROR, redact(str(error) or type(error).__name__)[:4000])
+            self.client.set_terminated(run_id, "KILLED")
+        elif error is not None:
             message = f"{type(error).__name__}: {error}" if isinstance(error, MadxError) else traceback.format_exc()
             self.client.set_tag(run_id, ERROR, redact(str(error))[:4000])
             self.client.log_text(run_id, redact(message), "error.txt")

@@ -450,6 +450,92 @@ def test_sigkill_during_language_adapter_training_then_the_same_command_resumes(
     assert trainings[1].data.tags["madx.resumed_from_step"] == str(stopped_at)
 
 
+STOPPABLE = {"steps": 2000, "checkpoint_every": 0, "eval_every": 2000, "log_every": 10}
+
+
+def start_madx(argv: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen:
+    """`madx ARGV` in a session of its own (its process group is what a terminal's Ctrl-C reaches)."""
+    log = open(log_path, "w")  # noqa: SIM115 - closed with the process (the test reads it as it grows)
+    return subprocess.Popen([*MADX_COMMAND, *argv], stdout=log, stderr=subprocess.STDOUT, cwd=log_path.parent, env=env,
+                            start_new_session=True)
+
+
+def wait_for(log_path: Path, text: str, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log_path.read_text(errors="replace"):
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"{text!r} not seen within {timeout:.0f} s"
+        time.sleep(0.05)
+
+
+def stop_and_time(process: subprocess.Popen, send) -> float:
+    started = time.monotonic()
+    send()
+    try:
+        process.wait(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    return time.monotonic() - started
+
+
+def test_ctrl_c_during_madx_run_stops_within_seconds_and_the_same_command_resumes(
+        make_pipeline, tmp_path, capfd, monkeypatch):
+    """Ctrl-C at the terminal (SIGINT to the whole process group, the temporary Prefect API server
+    the command started included) while two language adapters train in parallel threads: exit 130
+    within 10 s with one line and no traceback, every MLflow run KILLED, a checkpoint per language;
+    the same command again resumes and saves the adapters an uninterrupted run saves."""
+    longer = lambda data: (data["language_adapter"].update(STOPPABLE), data.update(tasks={}))  # noqa: E731
+    stopped = make_pipeline(tmp_path / "stopped", ("en", "sw"), edit=longer)
+    straight = make_pipeline(tmp_path / "straight", ("en", "sw"), edit=longer)
+    out = stopped.parent / "out"
+    env = subprocess_env("unused")
+    env.pop("PREFECT_API_URL")  # as in a terminal: the command starts its own temporary API server
+
+    log = tmp_path / "stopped.log"
+    process = start_madx(["run", str(stopped)], log, env)
+    wait_for(log, "language adapter sw: train 20/", process)
+    wait_for(log, "language adapter en: train 20/", process)
+    seconds = stop_and_time(process, lambda: os.killpg(process.pid, signal.SIGINT))
+    text = log.read_text(errors="replace")
+    assert process.returncode == 130, text[-3000:]
+    assert seconds < 10, f"took {seconds:.1f} s to stop"
+    assert "Traceback" not in text and "ConnectError" not in text, text[-3000:]
+    assert "stopping at the next step boundary" in text
+    interrupted = [line for line in text.splitlines() if line.startswith("interrupted:")]
+    assert len(interrupted) == 1 and "checkpoint saved" in interrupted[0] and "run the same command again" in interrupted[0]
+    runs = all_runs(stopped)
+    assert {r.info.status for r in runs} == {"KILLED"}, [(r.info.run_name, r.info.status) for r in runs]
+    steps = {code: json.loads((out / "checkpoints" / "language" / code / "state.json").read_text())["position"]["step"]
+             for code in ("en", "sw")}
+    assert all(20 <= step < STOPPABLE["steps"] for step in steps.values()), steps
+    assert not (out / "adapters").exists()
+
+    assert run_madx(capfd, monkeypatch, "run", str(stopped)).code == 0
+    assert run_madx(capfd, monkeypatch, "run", str(straight)).code == 0
+    for code in ("en", "sw"):
+        resumed = (out / "adapters" / "language" / code / "adapter.safetensors").read_bytes()
+        assert resumed == (straight.parent / "out" / "adapters" / "language" / code / "adapter.safetensors").read_bytes()
+    rerun = [r for r in runs_where(all_runs(stopped), kind="language_adapter") if r.info.status == "FINISHED"]
+    assert sorted((r.data.tags["madx.language"], r.data.tags["madx.resumed_from_step"]) for r in rerun) == sorted(
+        (code, str(step)) for code, step in steps.items())
+
+
+def test_sigterm_stops_like_ctrl_c(make_pipeline, tmp_path, prefect_api):
+    """`kill PID` (a scheduler stopping the job): the same clean stop, exit status 143."""
+    config = make_pipeline(tmp_path, ("en", "sw"), edit=lambda data: data["language_adapter"].update(STOPPABLE))
+    log = tmp_path / "terminated.log"
+    process = start_madx(["train-language", "sw", "--config", str(config)], log, subprocess_env(prefect_api))
+    wait_for(log, "language adapter sw: train 20/", process)
+    seconds = stop_and_time(process, lambda: os.kill(process.pid, signal.SIGTERM))
+    text = log.read_text(errors="replace")
+    assert process.returncode == 143 and seconds < 10, (process.returncode, seconds, text[-3000:])
+    assert "Traceback" not in text and "interrupted:" in text
+    assert {(r.data.tags["madx.kind"], r.info.status) for r in all_runs(config)} == {
+        ("language_flow", "KILLED"), ("language_adapter", "KILLED")}
+    assert (tmp_path / "out" / "checkpoints" / "language" / "sw" / "state.json").is_file()
+
+
 # -- 3. concurrency -------------------------------------------------------------------------------
 def test_two_language_pipelines_at_once_on_one_store_and_output_folder(tmp_path, tiny_base_dir, toy_ner, prefect_api):
     """Two `madx train-language` processes (en and sw) on one config: one output folder and one
