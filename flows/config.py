@@ -9,9 +9,11 @@ working directory. Imports no Prefect and no MLflow (the CLI validates configs w
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Hashable
 from dataclasses import dataclass
 import hashlib
 import json
+import math
 import os
 import re
 import typing
@@ -57,6 +59,8 @@ def build_dataclass(cls, data: Any, where: str):
         expected = hints.get(key)
         if expected in (int, float, bool, str) and not _is_instance(value, expected):
             raise ConfigError(f"{where}.{key}: expected {expected.__name__}, got {value!r}")
+        if expected is float and not math.isfinite(value):  # .inf / .nan would train and save garbage
+            raise ConfigError(f"{where}.{key}: expected a finite number, got {value!r}")
     try:
         return cls(**data)
     except TypeError as error:
@@ -350,7 +354,7 @@ def load_pipeline_config(path: str | Path) -> PipelineConfig:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -360,6 +364,34 @@ def load_pipeline_config(path: str | Path) -> PipelineConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     return validate_config(_resolve_paths(raw, path.resolve().parent), source=path)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file as data, refusing what a pipeline config never needs and a hostile one abuses:
+    aliases (a few hundred bytes of nested aliases expand to gigabytes) and keys given twice in one
+    mapping (YAML keeps the last one silently). Each refusal names the file and line."""
+
+    class StrictLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise ConfigError(f"{path}:{event.start_mark.line + 1}: YAML alias *{event.anchor} is not accepted in a "
+                                  "pipeline config (aliases can expand without bound): write the value out")
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node, deep=False):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, Hashable) and key in seen:
+                    raise ConfigError(f"{path}:{line}: key {key!r} is given twice in one mapping (also on line "
+                                      f"{seen[key]}): keep one")
+                if isinstance(key, Hashable):
+                    seen[key] = line
+            return super().construct_mapping(node, deep)
+
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def validate_config(raw: dict[str, Any], source: Path | None = None) -> PipelineConfig:

@@ -59,6 +59,8 @@ class BaseModelSpec:
         for name in ("vocab_size", "num_layers", "steps", "batch_size", "max_length"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"base model spec: {name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"base model spec: dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass

@@ -41,7 +41,15 @@ from madx.io import adapter_state_dict, load_adapter_weights, save_adapter
 from madx.model import AdapterModel
 from madx.seeding import SEEDING_VERSION, derive_seed, own_dropout, seeded_global_rng
 from madx.stopping import check, stop_requested
-from madx.training import load_optimizer, make_optimizer, metrics_file, pick_device, save_optimizer, without_timings
+from madx.training import (
+    load_optimizer,
+    make_optimizer,
+    metrics_file,
+    pick_device,
+    refuse_non_finite,
+    save_optimizer,
+    without_timings,
+)
 
 # on_event(kind, step, metrics): kind is "train" (every log_every steps), "eval", or "checkpoint".
 EventCallback = Callable[[str, int, dict[str, float]], None]
@@ -213,6 +221,7 @@ def train_language_adapter(
             (loss / training.grad_accumulation).backward()
             step_loss += loss.item() / training.grad_accumulation
             position.tokens += tokens
+        refuse_non_finite(step_loss, f"language adapter {language!r}", position.step + 1)
         if training.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], training.max_grad_norm)
         optimizer.step()

@@ -7,6 +7,7 @@ read as an adapter folder.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import get_linear_schedule_with_warmup
 
-from madx.errors import ConfigError
+from madx.errors import ConfigError, TrainingFailedError
 from madx.model import AdapterModel
 
 
@@ -31,6 +32,15 @@ def metrics_file(metrics: dict[str, Any], history: list[dict[str, Any]]) -> dict
     """The `metrics.json` an adapter folder carries: final metrics and curves, less timings."""
     record = {"metrics": without_timings(metrics), "history": [without_timings(row) for row in history]}
     return {"metrics.json": json.dumps(record, indent=2) + "\n"}
+
+
+def refuse_non_finite(loss: float, what: str, step: int) -> None:
+    """A NaN or infinite loss poisons every weight it touches: fail the stage (nothing is saved)."""
+    if not math.isfinite(loss):
+        raise TrainingFailedError(
+            f"{what}: the training loss is {loss} at step {step}; nothing was saved. Lower the learning rate, "
+            "or check the data and the base model for NaN or infinite values"
+        )
 
 
 def pick_device(device: str = "auto") -> torch.device:

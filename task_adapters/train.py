@@ -27,7 +27,7 @@ from madx.loading import load_config, load_model, load_tokenizer, usable_length
 from madx.model import AdapterModel
 from madx.seeding import derive_seed, own_dropout, seeded_global_rng
 from madx.stopping import check
-from madx.training import make_optimizer, metrics_file, pick_device, without_timings
+from madx.training import make_optimizer, metrics_file, pick_device, refuse_non_finite, without_timings
 from task_adapters.data import (
     IGNORE_INDEX,
     LabeledSource,
@@ -157,6 +157,7 @@ def train_task_adapter(
             gold = pad_rows([labels[i] for i in batch], IGNORE_INDEX)
             attention = (ids != tok.pad_token_id).long()
             loss = model(input_ids=ids.to(device), attention_mask=attention.to(device), labels=gold.to(device)).loss
+            refuse_non_finite(loss.item(), f"task adapter {task!r}", step + 1)
             loss.backward()
             if training.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], training.max_grad_norm)
