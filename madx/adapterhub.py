@@ -32,7 +32,7 @@ from safetensors.torch import save_file
 
 from madx.config import AdapterConfig
 from madx.errors import AdapterLoadError, ConfigError, UnsupportedModelError
-from madx.fileutil import atomic_directory
+from madx.fileutil import atomic_directory, refuse_overlap
 from madx.io import (
     CONFIG_FILE,
     HEAD_CONFIG_FILE,
@@ -350,6 +350,7 @@ def import_adapterhub(
     folder = Path(path)
     if not folder.is_dir():
         raise AdapterLoadError(f"{folder} is not a folder: an AdapterHub adapter is a folder with {CONFIG_FILE} and weights")
+    refuse_overlap(folder, out_dir, "import-adapterhub")
     where = str(folder / CONFIG_FILE)
     saved = _read_json(folder / CONFIG_FILE, what="AdapterHub adapter folder")
     hub_name = saved.get("name")
@@ -583,6 +584,7 @@ def export_adapterhub(adapter_dir: str | Path, out_dir: str | Path, model_class:
     written: the reference's default `load_adapter` reads only the .bin.
     """
     folder = Path(adapter_dir)
+    refuse_overlap(folder, out_dir, "export-adapterhub")
     saved = read_adapter_config(folder)
     where = str(folder / CONFIG_FILE)
     name, base = saved["name"], saved["base_model"]

@@ -30,6 +30,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_interrupted(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700: the folder gets what mkdir would give it
     try:
         yield staging
         _fsync_tree(staging)
@@ -82,6 +83,30 @@ def process_alive(pid: int) -> bool:
         return True
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it (os.umask would, for a moment, in every thread)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def refuse_overlap(source: str | Path, target: str | Path, what: str) -> None:
+    """Refuse to write `target` when it is `source`, lies inside it or contains it: replacing it would
+    destroy the input being read."""
+    from madx.errors import MadxError
+
+    source_path, target_path = Path(source).resolve(), Path(target).resolve()
+    if target_path == source_path or source_path in target_path.parents or target_path in source_path.parents:
+        relation = ("is" if target_path == source_path else
+                    "lies inside" if source_path in target_path.parents else "contains")
+        raise MadxError(f"{what}: the output {target} {relation} the input {source}; writing it would destroy the "
+                        "input. Choose another --out folder")
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     """Let `write(tmp)` fill a temporary file beside `path`, then rename it over `path`: readers see
     the old file or the new one, never half of one. The temporary name is unique per writer."""
@@ -90,6 +115,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; `write` may set a mode of its own
         write(Path(tmp))
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
