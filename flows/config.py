@@ -351,8 +351,11 @@ def _seeds(section: dict[str, Any], where: str) -> list[int] | None:
 def load_pipeline_config(path: str | Path) -> PipelineConfig:
     """Read, resolve and validate a pipeline YAML file; every problem is a ConfigError naming it."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; give the pipeline's YAML file (e.g. {path / 'demo.yaml'})")
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        raise ConfigError(f"config file {path} does not exist" if not path.exists() else
+                          f"config file {path} is not a regular file (a pipe?); save the YAML to a file first")
     try:
         raw = read_yaml(path)
     except yaml.YAMLError as error:
@@ -443,10 +446,14 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     raw = json.loads(json.dumps(raw))  # a deep copy: never mutate the caller's data
     if isinstance(raw.get("output_dir"), str):
         raw["output_dir"] = resolve(raw["output_dir"])
+    uri = raw.get("tracking_uri")
+    if isinstance(uri, str) and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////") \
+            and not uri.endswith(":memory:"):  # sqlite:///a.db is relative: to the YAML, like every other path
+        raw["tracking_uri"] = "sqlite:///" + resolve(uri[len("sqlite:///"):])
     base_model = raw.get("base_model")
     build = base_model.get("build") if isinstance(base_model, dict) else None
     if isinstance(build, dict) and isinstance(build.get("corpora"), dict):
-        build["corpora"] = {code: _resolve_corpus(corpus, resolve) for code, corpus in build["corpora"].items()}
+        build["corpora"] = {code: resolve_corpus(corpus, resolve) for code, corpus in build["corpora"].items()}
     if isinstance(base_model, dict) and isinstance(base_model.get("name_or_path"), str):
         candidate = base / base_model["name_or_path"]
         if base_model["name_or_path"].startswith((".", "/")) or candidate.exists():
@@ -454,7 +461,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     for language in (raw.get("languages") or {}).values():
         if not isinstance(language, dict):
             continue
-        language["corpus"] = _resolve_corpus(language.get("corpus"), resolve)
+        language["corpus"] = resolve_corpus(language.get("corpus"), resolve)
         if isinstance(language.get("adapter"), str):
             language["adapter"] = resolve(language["adapter"])
     for task in (raw.get("tasks") or {}).values():
@@ -467,9 +474,11 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     return raw
 
 
-def _resolve_corpus(corpus: Any, resolve) -> Any:
+def resolve_corpus(corpus: Any, resolve) -> Any:
+    """A corpus spec (string, mapping or list) with its file paths (text files, `disk:` folders) passed
+    through `resolve`."""
     if isinstance(corpus, list):
-        return [_resolve_corpus(part, resolve) for part in corpus]
+        return [resolve_corpus(part, resolve) for part in corpus]
     if isinstance(corpus, str) and CorpusSource.parse(corpus).kind == "text":
         return resolve(corpus)
     if isinstance(corpus, str) and corpus.startswith("disk:"):
@@ -489,6 +498,13 @@ def _check_files_exist(config: PipelineConfig, where: str) -> None:
         for part in source.parts or (source,):
             if part.kind in ("text", "disk") and not Path(part.location).exists():
                 missing.append(f"{key}: {part.location}")
+            elif part.kind == "text" and not (Path(part.location).is_file() or Path(part.location).is_dir()):
+                # a pipe (`<(cat f)`) would be read once for the cache key and then be empty
+                raise ConfigError(f"{where}: {key}: {part.location} is not a regular file or folder (a pipe or "
+                                  "device?); save the text to a file first")
+    if Path(config.output_dir).exists() and not Path(config.output_dir).is_dir():
+        raise ConfigError(f"{where}: output_dir {config.output_dir} is an existing file; it must be a folder (or not "
+                          "exist yet)")
     for code, language in config.languages.items():
         if language.adapter and not (Path(language.adapter) / "adapter_config.json").is_file():
             missing.append(f"languages.{code}.adapter: {language.adapter} (no adapter_config.json)")

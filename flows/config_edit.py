@@ -29,7 +29,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError as RuamelYAMLError
 
-from flows.config import _CODE, LanguageConfig, _resolve_corpus, load_pipeline_config
+from flows.config import _CODE, LanguageConfig, load_pipeline_config, resolve_corpus
 from language_adapters.corpus import CorpusSource
 from madx.errors import ConfigError, MadxError
 from madx.fileutil import atomic_write
@@ -203,7 +203,7 @@ def _check_same(shown: Path, code: str, existing: Any, corpus: str | None, sched
 
     if corpus is not None:
         try:
-            same = CorpusSource.parse(_resolve_corpus(existing.get("corpus"), resolve)) == \
+            same = CorpusSource.parse(resolve_corpus(existing.get("corpus"), resolve)) == \
                 CorpusSource.parse(corpus_for_flow(corpus, base))
         except MadxError:
             same = False

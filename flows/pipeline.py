@@ -22,7 +22,7 @@ from prefect import flow
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.config import PipelineConfig, load_pipeline_config
+from flows.config import PipelineConfig, load_pipeline_config, resolve_corpus
 from madx import stopping
 from madx.errors import ConfigError
 from madx.loading import load_config
@@ -255,12 +255,12 @@ def train_task_adapter(config_path: str, task_name: str, force: bool = False) ->
 def evaluate_zero_shot(config_path: str, languages: list[str] | None = None) -> dict[str, Any]:
     """The zero-shot matrix for the configured tasks and languages (adapters reused when unchanged)."""
     config = load_pipeline_config(config_path)
+    wanted = sorted(set(languages or config.languages) | {config.source_language})
+    unknown = sorted(set(wanted) - set(config.languages))
+    if unknown:  # said before anything is built or tracked
+        raise ConfigError(f"languages {unknown} are not in {config_path} (languages: {sorted(config.languages)})")
     with _restoring_threads(), _Run(config, f"evaluate {config.name}", "evaluation_flow") as run:
         base = _base_model(config, run)
-        wanted = sorted(set(languages or config.languages) | {config.source_language})
-        unknown = sorted(set(wanted) - set(config.languages))
-        if unknown:
-            raise ConfigError(f"languages {unknown} are not in {config_path}")
         head = _mlm_head(config, base, run, wanted)
         language_records = _results(_submit_language_adapters(config, wanted, base, run, force=False, head=head))
         task_records = _results(_submit_task_adapters(config, sorted(config.tasks), base, run, language_records))
@@ -279,7 +279,9 @@ def add_language(config_path: str, code: str, corpus: str | None = None, test: d
     config = load_pipeline_config(config_path)
     as_written = config  # the MLM head is warmed up on the config's own languages, so adding one keeps it
     if code in config.languages:
-        if corpus is not None and CorpusSource.parse(corpus) != config.corpus(code):
+        # a file path given here is relative to the working folder; the config's are already resolved
+        if corpus is not None and CorpusSource.parse(resolve_corpus(corpus, lambda p: str(Path(p).resolve()))) \
+                != config.corpus(code):
             raise ConfigError(f"{code!r} is already configured with corpus {config.corpus(code).describe()}; "
                               "edit the config instead, or omit --corpus")
     elif corpus is None:

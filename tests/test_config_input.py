@@ -88,3 +88,54 @@ def test_ordinary_yaml_still_loads(tmp_path):
 
     path = written(tmp_path, "a: 1\nb: {c: [1, 2], d: x}\n")
     assert read_yaml(path) == yaml.safe_load(path.read_text())
+
+
+def test_a_folder_or_a_pipe_given_as_the_config_is_named_as_such(tmp_path):
+    import os
+
+    from flows.config import load_pipeline_config
+
+    with pytest.raises(ConfigError, match="is a folder; give the pipeline's YAML file"):
+        load_pipeline_config(tmp_path)
+    os.mkfifo(tmp_path / "pipe.yaml")
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        load_pipeline_config(tmp_path / "pipe.yaml")
+
+
+def test_paths_that_cannot_work_are_refused_at_load(tmp_path, tiny_base_dir, toy_ner, monkeypatch):
+    import os
+
+    from flows.config import load_pipeline_config
+
+    (tmp_path / "out").write_text("not a folder", encoding="utf-8")
+    path = write_pipeline(tmp_path, tiny_base_dir, toy_ner)
+    with pytest.raises(ConfigError, match=r"output_dir .*/out is an existing file"):
+        load_pipeline_config(path)
+    (tmp_path / "out").unlink()
+
+    os.mkfifo(tmp_path / "corpora" / "piped.txt")  # what `--corpus <(cat f)` hands over
+    piped = write_pipeline(tmp_path, tiny_base_dir, toy_ner,
+                           edit=lambda data: data["languages"]["sw"].update(corpus="corpora/piped.txt"))
+    with pytest.raises(ConfigError, match=r"languages.sw.corpus: .*piped.txt is not a regular file or folder"):
+        load_pipeline_config(piped)
+
+
+def test_a_relative_sqlite_store_is_relative_to_the_yaml_like_every_other_path(tmp_path, tiny_base_dir, toy_ner,
+                                                                              monkeypatch):
+    from flows.config import load_pipeline_config
+
+    path = write_pipeline(tmp_path / "project", tiny_base_dir, toy_ner, tracking_uri="sqlite:///store/mlflow.db")
+    monkeypatch.chdir(tmp_path)  # elsewhere
+    assert load_pipeline_config(path).tracking_uri == f"sqlite:///{tmp_path / 'project' / 'store' / 'mlflow.db'}"
+    absolute = write_pipeline(tmp_path / "abs", tiny_base_dir, toy_ner, tracking_uri=f"sqlite:///{tmp_path}/x.db")
+    assert load_pipeline_config(absolute).tracking_uri == f"sqlite:///{tmp_path}/x.db"
+
+
+def test_evaluating_an_unconfigured_language_is_refused_before_any_work(tmp_path, tiny_base_dir, toy_ner):
+    from flows.pipeline import evaluate_zero_shot
+
+    path = write_pipeline(tmp_path, tiny_base_dir, toy_ner)
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"languages \['zz'\] are not in .*pipeline.yaml \(languages: \['en', 'sw'\]\)"):
+        evaluate_zero_shot.fn(str(path), ["zz"])  # the flow's own code, without Prefect
+    assert time.monotonic() - started < 5 and not (tmp_path / "out").exists()  # no store, no base model
