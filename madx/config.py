@@ -8,6 +8,7 @@ so AdapterHub configs map onto ours one field at a time.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,8 +58,21 @@ class AdapterConfig:
     )
 
     def __post_init__(self) -> None:
-        # Normalise types first (JSON/YAML give lists), then validate. Both are idempotent, so a
-        # config rebuilt from its own dict (Prefect does this) is equal to the original.
+        # Types first (a hand-edited adapter_config.json may say "two" or 5), naming the key; then
+        # normalise (JSON/YAML give lists), then validate. All idempotent, so a config rebuilt from
+        # its own dict (Prefect does this) is equal to the original.
+        for name in ("reduction_factor", "invertible_reduction_factor", "init_std"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        for name in ("after_ffn", "after_attention", "original_ln_before"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.non_linearity, str):
+            raise ConfigError(f"non_linearity must be one of {NON_LINEARITIES}, got {self.non_linearity!r}")
+        if not isinstance(self.leave_out, (list, tuple)) or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in self.leave_out):
+            raise ConfigError(f"leave_out must be a list of layer indices, got {self.leave_out!r}")
         object.__setattr__(self, "leave_out", tuple(sorted({int(i) for i in self.leave_out})))
         if self.reduction_factor <= 0:
             raise ConfigError(f"reduction_factor must be > 0, got {self.reduction_factor}")

@@ -273,6 +273,12 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise AdapterLoadError(f"{path} is missing")
     try:
-        return load_file(str(path))
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
         raise AdapterLoadError(f"{path}: not a readable safetensors file, truncated or corrupted ({error})") from None
+    broken = sorted(key for key, tensor in tensors.items()
+                    if tensor.is_floating_point() and not torch.isfinite(tensor).all())
+    if broken:  # an adapter of NaN/inf evaluates "fine" and scores garbage
+        raise AdapterLoadError(f"{path}: {len(broken)} tensor(s) hold NaN or infinite values ({', '.join(broken[:3])}"
+                               f"{', ...' if len(broken) > 3 else ''}); the adapter is broken: retrain it")
+    return tensors

@@ -65,3 +65,42 @@ def test_export_and_import_refuse_to_overwrite_their_input(tiny_language_adapter
     code, err = run_madx(capsys, monkeypatch, "import-adapterhub", str(hub), "--out", str(hub))
     assert code == 1 and f"the output {hub} is the input {hub}" in err, err
     assert sorted(p.name for p in hub.iterdir()) == hub_before
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("reduction_factor", "two", "reduction_factor must be a finite number, got 'two'"),
+    ("non_linearity", 5, "non_linearity must be one of"),
+    ("after_ffn", "yes", "after_ffn must be true or false"),
+    ("leave_out", [0, "x"], "leave_out must be a list of layer indices"),
+])
+def test_a_hand_edited_adapter_config_with_wrong_types_is_named(tiny_language_adapter, tmp_path, key, value, message):
+    import json
+
+    from madx.errors import AdapterLoadError
+    from madx.io import check_adapter_folder
+
+    folder = tmp_path / "adapter"
+    shutil.copytree(tiny_language_adapter, folder)
+    saved = json.loads((folder / "adapter_config.json").read_text())
+    saved["config"][key] = value
+    (folder / "adapter_config.json").write_text(json.dumps(saved))
+    with pytest.raises(AdapterLoadError, match=rf"adapter_config.json: invalid adapter config: {message}"):
+        check_adapter_folder(folder)
+
+
+def test_an_adapter_of_nan_weights_is_refused_on_load(tiny_language_adapter, tiny_base_dir, tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForMaskedLM
+
+    from madx import AdapterModel, load_adapter
+    from madx.errors import AdapterLoadError
+
+    folder = tmp_path / "adapter"
+    shutil.copytree(tiny_language_adapter, folder)
+    weights = load_file(str(folder / "adapter.safetensors"))
+    save_file({key: torch.full_like(tensor, float("nan")) for key, tensor in weights.items()},
+              str(folder / "adapter.safetensors"))
+    am = AdapterModel(AutoModelForMaskedLM.from_pretrained(str(tiny_base_dir)))
+    with pytest.raises(AdapterLoadError, match=r"adapter.safetensors: \d+ tensor\(s\) hold NaN or infinite values"):
+        load_adapter(am, folder)
