@@ -21,6 +21,7 @@ own tensors are ever allocated.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -546,8 +547,17 @@ def _read_hub_head(folder: Path, hidden_size: int) -> tuple[dict[int, str], dict
     id2label = _id2label(label2id, num_labels, where)
 
     weights_path, state = _read_weights(folder, HEAD_WEIGHTS_SAFE, HEAD_WEIGHTS_BIN, "head weights")
-    if set(state) != set(keys):
-        raise AdapterLoadError(f"{weights_path}: expected exactly the keys {list(keys)}, found {sorted(state)[:4]}")
+    missing = [key for key in keys if key not in state]
+    # `adapters` saves a head by substring match ("heads.ner" also catches "heads.ner_lo.*"), so a
+    # folder it wrote may hold other heads' tensors too: those are ignored, anything else refused.
+    others = sorted(key for key in state if key not in keys and key.startswith("heads.") and head is not None)
+    strangers = sorted(set(state) - set(keys) - set(others))
+    if missing or strangers:
+        raise AdapterLoadError(f"{weights_path}: expected the keys {list(keys)}, found {sorted(state)[:4]}"
+                               + (f" (missing {missing})" if missing else ""))
+    if others:
+        logging.getLogger("madx").warning("%s: ignored %d tensor(s) of other heads (%s), which the adapters library "
+                                          "saves beside the named head", weights_path, len(others), ", ".join(others[:4]))
     shapes = {"weight": (len(id2label), hidden_size), "bias": (len(id2label),)}
     head_state = {"weight": state[keys[0]], "bias": state[keys[1]]}
     for key, shape in shapes.items():

@@ -104,3 +104,31 @@ def test_an_adapter_of_nan_weights_is_refused_on_load(tiny_language_adapter, tin
     am = AdapterModel(AutoModelForMaskedLM.from_pretrained(str(tiny_base_dir)))
     with pytest.raises(AdapterLoadError, match=r"adapter.safetensors: \d+ tensor\(s\) hold NaN or infinite values"):
         load_adapter(am, folder)
+
+
+def test_an_adapterhub_head_saved_beside_another_heads_tensors_imports(tiny_task_adapter, tmp_path, caplog):
+    """`adapters` 1.3.0 saves head `ner` by substring match, so `ner_lo`'s tensors land in `ner`'s
+    model_head.safetensors too; its own loader takes the named head's keys, and so does ours."""
+    import logging
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from madx.adapterhub import export_adapterhub, import_adapterhub
+    from madx.errors import AdapterLoadError
+
+    hub = export_adapterhub(tiny_task_adapter, tmp_path / "hub")
+    weights = load_file(str(hub / "model_head.safetensors"))
+    name = next(iter(weights)).split(".")[1]
+    extra = {**weights, **{key.replace(f"heads.{name}.", f"heads.{name}_lo."): torch.zeros_like(t)
+                           for key, t in weights.items()}}
+    save_file(extra, str(hub / "model_head.safetensors"))
+    (hub / "pytorch_model_head.bin").unlink()
+    with caplog.at_level(logging.WARNING, logger="madx"):
+        out = import_adapterhub(hub, tmp_path / "madx")
+    assert f"ignored 2 tensor(s) of other heads (heads.{name}_lo.1.bias" in caplog.text
+    assert torch.equal(load_file(str(out / "head.safetensors"))["weight"], weights[f"heads.{name}.1.weight"])
+
+    save_file({**weights, "classifier.weight": torch.zeros(1)}, str(hub / "model_head.safetensors"))
+    with pytest.raises(AdapterLoadError, match="expected the keys"):
+        import_adapterhub(hub, tmp_path / "madx-2")
