@@ -148,9 +148,13 @@ def load_adapter(
     weights = _read_safetensors(folder / WEIGHTS_FILE)
     head = _read_head(am, folder) if with_head and (folder / HEAD_CONFIG_FILE).exists() else None
 
+    if name in am.configs and not overwrite:
+        raise ConfigError(f"this model already has an adapter named {name!r} (pass overwrite=True to replace it)")
+    if head is not None and am.head_adapter not in (None, name) and not overwrite:
+        # a model holds one token head: loading a second would swap the first out silently
+        raise ConfigError(f"the model's token head is task adapter {am.head_adapter!r}'s; loading {name!r} with its head "
+                          "would replace it: pass overwrite=True to replace it, or with_head=False")
     if name in am.configs:
-        if not overwrite:
-            raise ConfigError(f"this model already has an adapter named {name!r} (pass overwrite=True to replace it)")
         am.delete_adapter(name)
     am.add_adapter(name, config, init=False)  # every weight is overwritten next (or the adapter removed)
     try:
@@ -161,6 +165,7 @@ def load_adapter(
     if head is not None:
         id2label, state = head
         am.new_token_head(id2label).load_state_dict(state)
+        am.head_adapter = name
     return name
 
 

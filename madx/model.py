@@ -51,6 +51,7 @@ class AdapterModel:
         self.configs: dict[str, AdapterConfig] = {}
         self.active: Stack | None = None
         self.skip_layers: frozenset[int] = frozenset()
+        self.head_adapter: str | None = None  # the adapter whose saved head is the token head (madx.io.load_adapter)
 
     # -- facts about the base model ----------------------------------------------------------------
     @property

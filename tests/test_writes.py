@@ -132,3 +132,20 @@ def test_an_adapterhub_head_saved_beside_another_heads_tensors_imports(tiny_task
     save_file({**weights, "classifier.weight": torch.zeros(1)}, str(hub / "model_head.safetensors"))
     with pytest.raises(AdapterLoadError, match="expected the keys"):
         import_adapterhub(hub, tmp_path / "madx-2")
+
+
+def test_a_second_head_never_replaces_the_first_silently(tiny_task_adapter, tiny_base_dir):
+    from transformers import AutoModelForTokenClassification
+
+    from madx import AdapterModel, load_adapter
+    from madx.errors import ConfigError
+
+    am = AdapterModel(AutoModelForTokenClassification.from_pretrained(str(tiny_base_dir)))
+    load_adapter(am, tiny_task_adapter, name="ner")
+    head = am.token_head.weight.detach().clone()
+    with pytest.raises(ConfigError, match="token head is task adapter 'ner''s; loading 'ner2' with its head"):
+        load_adapter(am, tiny_task_adapter, name="ner2")
+    assert "ner2" not in am.configs and am.head_adapter == "ner"
+    load_adapter(am, tiny_task_adapter, name="ner2", with_head=False)  # the adapter alone is fine
+    assert load_adapter(am, tiny_task_adapter, name="ner3", overwrite=True) == "ner3" and am.head_adapter == "ner3"
+    assert am.token_head.weight.shape == head.shape
