@@ -8,6 +8,7 @@ reader sees either the old folder or the new one, never a mix.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -34,8 +35,10 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     try:
         yield staging
         _fsync_tree(staging)
-    except BaseException:
+    except BaseException as error:
+        written = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
         shutil.rmtree(staging, ignore_errors=True)
+        _say_disk_full(error, target, written)
         raise
     backup = None
     if target.exists():
@@ -83,6 +86,18 @@ def process_alive(pid: int) -> bool:
         return True
 
 
+def _say_disk_full(error: BaseException, target: Path, written: int) -> None:
+    """A full disk as one line naming the folder and the space needed (safetensors and numpy raise it
+    as their own errors, with the OS message inside); the old `target`, if any, is untouched."""
+    from madx.errors import MadxError
+
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in str(error):
+        free = shutil.disk_usage(target.parent).free
+        raise MadxError(f"no space left on the device of {target.parent} while writing {target.name}: it had written "
+                        f"{written / 2**20:,.1f} MiB when the disk filled ({free / 2**20:,.1f} MiB free now); free "
+                        f"at least that much there and run the same command again (nothing was replaced)") from None
+
+
 def current_umask() -> int:
     """The process's umask, read without changing it (os.umask would, for a moment, in every thread)."""
     with contextlib.suppress(OSError, ValueError):
@@ -120,9 +135,13 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
+        written = 0
+        with contextlib.suppress(OSError):
+            written = os.path.getsize(tmp)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _say_disk_full(error, path, written)
         raise
 
 

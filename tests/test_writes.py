@@ -149,3 +149,33 @@ def test_a_second_head_never_replaces_the_first_silently(tiny_task_adapter, tiny
     load_adapter(am, tiny_task_adapter, name="ner2", with_head=False)  # the adapter alone is fine
     assert load_adapter(am, tiny_task_adapter, name="ner3", overwrite=True) == "ner3" and am.head_adapter == "ner3"
     assert am.token_head.weight.shape == head.shape
+
+
+def test_a_full_disk_is_one_line_naming_the_folder_and_the_old_content_stays(tmp_path):
+    import errno
+
+    from madx.errors import MadxError
+
+    target = tmp_path / "adapters" / "sw"
+    with atomic_directory(target) as staging:
+        (staging / "old.bin").write_bytes(b"old")
+
+    def fill_up(staging):
+        (staging / "part.bin").write_bytes(b"x" * 2**20)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(MadxError, match=rf"no space left on the device of {tmp_path / 'adapters'} while writing sw: "
+                                        r"it had written 1.0 MiB"):
+        with atomic_directory(target) as staging:
+            fill_up(staging)
+    assert sorted(p.name for p in target.iterdir()) == ["old.bin"]
+    assert [p.name for p in target.parent.iterdir()] == ["sw"]  # no staging folder left behind
+
+    def safetensors_style(tmp):  # the safetensors error carries the OS message in its text
+        raise RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "
+                           "\"No space left on device\" })")
+
+    with pytest.raises(MadxError, match="no space left on the device of .* while writing report.md"):
+        from madx.fileutil import atomic_write
+        atomic_write(tmp_path / "report.md", safetensors_style)
+    assert not list(tmp_path.glob(".report.md*"))
