@@ -221,7 +221,7 @@ def _run_until_interrupted(command: list[str], health_url: str, on_ready: Callab
     process = subprocess.Popen(command, env=env, start_new_session=True)
     stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill, a closed terminal
     previous = {sig: signal.getsignal(sig) for sig in stops}
-    for sig in stops[1:]:  # SIGINT raises KeyboardInterrupt already
+    for sig in stops:  # SIGINT too: started in the background by a non-interactive shell, it would be ignored
         signal.signal(sig, _interrupt)
     try:
         if wait_healthy(process, health_url):
