@@ -131,3 +131,19 @@ def runs_where(runs: list, **tags: str) -> list:
 
 def children(runs: list, parent_id: str) -> list:
     return [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent_id]
+
+
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """Child processes of `pid`, recursively, as (pid, start time) (Linux /proc; empty elsewhere)."""
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in map(int, children.read_text().split()):
+            found += [(child, start_time(child)), *descendants(child)]
+    return found
+
+
+def start_time(pid: int) -> str:
+    try:  # field 22 of /proc/PID/stat: with the pid, it names one process even if the pid is reused
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""

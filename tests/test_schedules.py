@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flows_support import descendants, start_time
+
 CRON = "0 3 * * 0"
 FLOW_NAME = "madx-train-language-adapter"
 
@@ -68,40 +70,24 @@ def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
     return subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _descendants(pid: int) -> list[tuple[int, str]]:
-    """Child processes of `pid`, recursively, as (pid, start time) (Linux /proc; empty elsewhere)."""
-    found = []
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in map(int, children.read_text().split()):
-            found += [(child, _start_time(child)), *_descendants(child)]
-    return found
-
-
-def _start_time(pid: int) -> str:
-    try:  # field 22 of /proc/PID/stat: with the pid, it names one process even if the pid is reused
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
 def _stop(process: subprocess.Popen, first: int, grace: float = 30.0) -> None:
     """Send `first` to the process and wait up to `grace` s; then SIGKILL whatever is left of it, its
     process group and its descendants (the commands start their servers in groups of their own)."""
     leftovers = []
     if process.poll() is None:
-        leftovers = _descendants(process.pid)
+        leftovers = descendants(process.pid)
         process.send_signal(first)
         try:
             process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            leftovers += _descendants(process.pid)
+            leftovers += descendants(process.pid)
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     process.wait()
     for pid, started in leftovers:  # normally all gone already
-        if started and _start_time(pid) == started:
+        if started and start_time(pid) == started:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 

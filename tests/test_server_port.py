@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from flows_support import descendants, start_time
 from madx.cli_servers import prefect_server_settings
 
 
@@ -35,22 +36,6 @@ def _free_port() -> int:
 def _get(url: str, timeout: float = 5):
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.status, response.read()
-
-
-def _descendants(pid: int) -> list[tuple[int, str]]:
-    """Child processes of `pid`, recursively, as (pid, start time) (Linux /proc; empty elsewhere)."""
-    found = []
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in map(int, children.read_text().split()):
-            found += [(child, _start_time(child)), *_descendants(child)]
-    return found
-
-
-def _start_time(pid: int) -> str:
-    try:  # field 22 of /proc/PID/stat: with the pid, it names one process even if the pid is reused
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
 
 
 def _madx() -> list[str]:
@@ -111,18 +96,18 @@ def test_server_ui_calls_the_api_on_the_chosen_port(tmp_path):
         assert urlsplit(api_url).port == port, api_url
         assert json.loads(_get(f"{api_url.rstrip('/')}/health")[1]) is True
 
-        children = _descendants(process.pid)  # the Prefect server runs in a process group of its own
+        children = descendants(process.pid)  # the Prefect server runs in a process group of its own
         process.send_signal(signal.SIGINT)  # Ctrl-C
         assert process.wait(timeout=60) == 0, log.read_text(errors="replace")[-3000:]
         assert "stopping prefect server" in log.read_text(errors="replace")
         with pytest.raises((urllib.error.URLError, OSError)):  # the server went with it
             _get(f"{base}/api/health", timeout=2)
     finally:  # on a failure: whatever is left of the command and of what it started
-        children += _descendants(process.pid)
+        children += descendants(process.pid)
         if process.poll() is None:
             process.kill()
         process.wait()
         for pid, started in children:  # normally all gone already
-            if started and _start_time(pid) == started:
+            if started and start_time(pid) == started:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
