@@ -81,6 +81,11 @@ def score_from_counts(totals: Sequence[float], scheme: Scheme) -> float:
     return float(2 * found / (predicted + gold)) if predicted + gold else 0.0
 
 
+def metric_name(scheme: Scheme) -> str:
+    """What a task's headline score is, in words: entity F1 (seqeval, strict IOB2) or word accuracy."""
+    return "entity F1" if scheme == "iob2" else "word accuracy"
+
+
 def score_key(scheme: Scheme) -> str:
     """The name a task's headline score is tracked under: what it is, not `f1` for both."""
     return "entity_f1" if scheme == "iob2" else "word_accuracy"

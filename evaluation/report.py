@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.comparison import AVERAGE, CellStatistics, Difference, cell_statistics, paired_differences
+from evaluation.metrics import metric_name
 from madx.fileutil import atomic_write, atomic_write_text
 
 SETUP_ORDER = ("madx", "madx-2.0", "en-la", "no-la")
@@ -61,7 +62,7 @@ class TaskSummary:
 
     @property
     def metric(self) -> str:
-        return {"iob2": "entity F1", "plain": "word accuracy"}.get(self.scheme or "", "F1")
+        return metric_name(self.scheme) if self.scheme else "F1"  # F1 when the rows mix schemes
 
     @property
     def targets(self) -> list[str]:
@@ -206,12 +207,6 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     for row in sorted(rows, key=_row_key):
         writer.writerow({k: _fmt(row.get(k)) for k in columns})
     return buffer.getvalue()
-
-
-def metric_name(rows: list[dict[str, Any]], task: str) -> str:
-    """What the `f1` column means for a task: entity F1 (seqeval, strict IOB2) or word accuracy."""
-    schemes = {row.get("scheme") for row in rows if row["task"] == task}
-    return "entity F1" if schemes == {"iob2"} else "word accuracy" if schemes == {"plain"} else "F1"
 
 
 def untrustworthy(rows: list[dict[str, Any]], language_adapters: list[dict[str, Any]] | None = None) -> list[str]:

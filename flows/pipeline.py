@@ -12,7 +12,6 @@ schedule) and returns a small summary.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,16 +57,6 @@ def task_runner(config: PipelineConfig):
     return ThreadPoolTaskRunner(max_workers=config.runner.max_workers)
 
 
-@contextlib.contextmanager
-def _restoring_threads():
-    """Leave torch's (process-wide) thread count as the caller had it, e.g. in a notebook."""
-    before = torch.get_num_threads()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 class _Run:
     """The parent MLflow run of one flow call: FINISHED on success, FAILED with the error otherwise."""
 
@@ -91,12 +80,15 @@ class _Run:
         # handling (which ends the flow at once while its stages go on training in their threads).
         self._signals = stopping.stop_on_signals()
         self._signals.__enter__()
+        # Stages set torch's (process-wide) thread count; the caller, e.g. a notebook, gets its own back.
+        self._threads = torch.get_num_threads()
         return self
 
     def __exit__(self, kind, error, tb) -> None:
         try:
             self.tracker.finish(self.run_id, error)
         finally:
+            torch.set_num_threads(self._threads)
             self._signals.__exit__(None, None, None)
 
 
@@ -202,7 +194,7 @@ def adapter_paths(languages: dict[LanguageKey, Any], tasks: dict[TaskKey, Any]) 
 def madx_pipeline(config_path: str, force: bool = False) -> dict[str, Any]:
     """Run the whole pipeline described by the YAML at `config_path`."""
     config = load_pipeline_config(config_path)
-    with _restoring_threads(), _Run(config, f"pipeline {config.name}", "pipeline") as run:
+    with _Run(config, f"pipeline {config.name}", "pipeline") as run:
         base = _base_model(config, run)
         head = _mlm_head(config, base, run, sorted(config.languages))
         languages = _submit_language_adapters(config, sorted(config.languages), base, run, force, head)
@@ -259,7 +251,7 @@ def evaluate_zero_shot(config_path: str, languages: list[str] | None = None) -> 
     unknown = sorted(set(wanted) - set(config.languages))
     if unknown:  # said before anything is built or tracked
         raise ConfigError(f"languages {unknown} are not in {config_path} (languages: {sorted(config.languages)})")
-    with _restoring_threads(), _Run(config, f"evaluate {config.name}", "evaluation_flow") as run:
+    with _Run(config, f"evaluate {config.name}", "evaluation_flow") as run:
         base = _base_model(config, run)
         head = _mlm_head(config, base, run, wanted)
         language_records = _results(_submit_language_adapters(config, wanted, base, run, force=False, head=head))

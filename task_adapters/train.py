@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from evaluation.metrics import flatten_scores, majority_score
+from evaluation.metrics import flatten_scores, majority_score, metric_name
 from evaluation.predict import evaluate_tagging, pad_rows
 from madx.composition import Stack
 from madx.config import resolve_config
@@ -222,11 +222,6 @@ class MajorityBaseline:
 def majority_baseline(train: TaggedCorpus, dev: TaggedCorpus, scheme: str) -> MajorityBaseline:
     label = train.tag_counts().most_common(1)[0][0]
     return MajorityBaseline(label, majority_score(dev.tag_sequences(), label, scheme))
-
-
-def metric_name(scheme: str) -> str:
-    """What `f1` means for a label scheme, in words."""
-    return "entity F1" if scheme == "iob2" else "word accuracy"
 
 
 def _refuse_no_better_than_majority(task: str, best: float, baseline: MajorityBaseline, scheme: str,
