@@ -66,11 +66,14 @@ def bench_speed(quiet_wait: float, rounds: int = SPEED_ROUNDS) -> dict[str, Any]
 
 
 def bench_quality(run: Path, quiet_wait: float) -> dict[str, Any]:
-    from evaluation.predict import evaluate_tagging
     from madx.fileutil import sha256_of_directory
     from madx.io import load_adapter, read_adapter_config
     from madx.loading import load_tokenizer, usable_length
-    from task_adapters.data import LabeledSource, LabelSet, encode_tagged, load_labeled
+    from tagging.alignment import encode_tagged
+    from tagging.predict import evaluate_tagging
+    from tagging.readers import load_labeled
+    from tagging.scheme import LabelSet
+    from tagging.sources import LabeledSource
 
     base, task = run / "base_model", run / "adapters" / "task" / "ner"
     language_dir = run / "adapters" / "language"

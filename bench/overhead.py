@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.overhead [--config configs/demo.yaml] [--modes ...] [--plain]
 
 The pipeline of `--config` (default: the demo, what `make demo` runs) runs once through the real flow,
-called the way `madx run` calls it (`madx.cli_pipeline.flow_command`), in a fresh process, on a copy of the config with a
+called the way `madx run` calls it (`cli.pipeline.flow_command`), in a fresh process, on a copy of the config with a
 fresh output folder (so every stage really trains) and a sequential runner (threads, max_workers
 1: stages never overlap, so their times add up). Inside that process every call is timed:
   compute     the domain functions the stages call (build_base_model, train_language_adapter,
@@ -129,7 +129,7 @@ def _wrap_public_methods(ledger: Ledger, cls: type, category: str) -> None:
 
 # -- the child processes -------------------------------------------------------------------------
 def child_flow(pipeline_yaml: Path, process_start: float) -> dict[str, Any]:
-    from madx.cli_pipeline import flow_command
+    from cli.pipeline import flow_command
 
     # As `madx run` does it: Prefect's temporary API server (when no PREFECT_API_URL is set) starts
     # first, while this process imports the rest; the flow runs under the CLI's progress display.
@@ -195,7 +195,7 @@ def child_plain(pipeline_yaml: Path, process_start: float) -> dict[str, Any]:
     from language_adapters.base_model import build_base_model
     from language_adapters.mlm_head import warm_up_mlm_head
     from language_adapters.train import train_language_adapter
-    from task_adapters.data import LabelSet
+    from tagging.scheme import LabelSet
     from task_adapters.train import train_task_adapter
 
     config = load_pipeline_config(pipeline_yaml)
@@ -363,7 +363,7 @@ MODES = {
 
 def prepare() -> None:
     """`madx prepare` (what `make setup` runs), untimed, in the bench's Prefect home and cache."""
-    command = [sys.executable, "-m", "madx.cli", "prepare"]
+    command = [sys.executable, "-m", "cli.main", "prepare"]
     result = subprocess.run(command, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise RuntimeError(f"madx prepare failed (exit {result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")

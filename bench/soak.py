@@ -47,7 +47,7 @@ def main() -> int:
 
     import torch
 
-    from madx.cli_pipeline import quiet_environment
+    from cli.pipeline import quiet_environment
 
     torch.set_num_threads(args.threads)
     quiet_environment()

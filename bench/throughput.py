@@ -38,11 +38,15 @@ from bench.common import (
     write_results,
     write_udhr_corpus,
 )
-from evaluation.predict import evaluate_tagging, predict_label_ids
-from language_adapters.train import LanguageAdapterTraining, train_language_adapter
+from language_adapters.settings import LanguageAdapterTraining
+from language_adapters.train import train_language_adapter
 from madx.composition import Stack
 from madx.model import AdapterModel
-from task_adapters.data import LabeledSource, LabelSet, encode_tagged, load_labeled
+from tagging.alignment import encode_tagged
+from tagging.predict import evaluate_tagging, predict_label_ids
+from tagging.readers import load_labeled
+from tagging.scheme import LabelSet
+from tagging.sources import LabeledSource
 
 NER_TRAIN = ROOT / "data" / "ner" / "en" / "train.conll"  # the label set a task adapter would have
 NER_TEST = ROOT / "data" / "ner" / "de" / "test.conll"

@@ -1,1 +1,2 @@
-"""Evaluation: seqeval scoring, the zero-shot matrix over languages x setups, reports and plots."""
+"""Evaluation: the zero-shot matrix over languages x setups, paired comparisons, reports and plots
+(scoring itself is `tagging.metrics`)."""

@@ -8,7 +8,7 @@ and its own language adapters when they are trained per seed). Here:
   averaged over languages, with a 95 % paired bootstrap interval. Each resample draws test sentences
   with replacement (the same sentences for both setups: paired) and seeds with replacement (the same
   seeds for every language: one task adapter serves them all), rescoring each seed's corpus score
-  from per-sentence counts (`evaluation.metrics.sentence_counts`). The interval thus holds both
+  from per-sentence counts (`tagging.metrics.sentence_counts`). The interval thus holds both
   the test set's sampling noise and the training noise between seeds.
 
 A pure function of counts and a fixed generator seed: the same inputs give the same interval.

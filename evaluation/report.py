@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from evaluation.comparison import AVERAGE, CellStatistics, Difference, cell_statistics, paired_differences
-from evaluation.metrics import metric_name
 from madx.fileutil import atomic_write, atomic_write_text
+from tagging.metrics import metric_name
 
 SETUP_ORDER = ("madx", "madx-2.0", "en-la", "no-la")
 SETUP_MEANING = {

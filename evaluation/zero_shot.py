@@ -17,9 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-from evaluation.metrics import flatten_scores, majority_score
-from evaluation.predict import evaluate_tagging
 from madx.composition import Stack
 from madx.errors import ConfigError
 from madx.io import load_adapter, read_adapter_config
@@ -28,26 +25,20 @@ from madx.model import AdapterModel
 from madx.seeding import seeded_global_rng
 from madx.stopping import check
 from madx.training import pick_device
-from task_adapters.data import LabeledSource, LabelSet, TaggedCorpus, check_known_tags, encode_tagged, load_labeled
-
-SETUPS = ("madx", "en-la", "no-la", "madx-2.0")
-NEEDS_TARGET_ADAPTER = {"madx", "madx-2.0"}
-DEFAULT_SETUPS = ("madx", "en-la", "no-la")
-
+from tagging.alignment import encode_tagged
+from tagging.corpus import TaggedCorpus
+from tagging.metrics import flatten_scores, majority_score
+from tagging.predict import evaluate_tagging
+from tagging.readers import load_labeled
+from tagging.scheme import LabelSet, check_known_tags
+from evaluation.setups import DEFAULT_SETUPS, NEEDS_TARGET_ADAPTER, check_setups
+from tagging.sources import LabeledSource
 
 @dataclass(frozen=True)
 class Cell:
     task: str
     language: str
     setup: str
-
-
-def check_setups(setups: Iterable[str]) -> tuple[str, ...]:
-    setups = tuple(setups)
-    unknown = [s for s in setups if s not in SETUPS]
-    if unknown or not setups:
-        raise ConfigError(f"unknown evaluation setup(s) {unknown}; choose from {list(SETUPS)}")
-    return setups
 
 
 def evaluate_zero_shot(

@@ -23,14 +23,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from evaluation.zero_shot import DEFAULT_SETUPS, NEEDS_TARGET_ADAPTER, SETUPS
-from language_adapters.base_model import BaseModelSpec
-from language_adapters.corpus import CorpusSource
-from language_adapters.mlm_head import HeadWarmup
-from language_adapters.train import LanguageAdapterTraining
+from evaluation.setups import DEFAULT_SETUPS, NEEDS_TARGET_ADAPTER, SETUPS
+from language_adapters.settings import BaseModelSpec, CorpusSource, HeadWarmup, LanguageAdapterTraining
 from madx.errors import ConfigError, MadxError
-from task_adapters.data import LabeledSource
-from task_adapters.train import TaskAdapterTraining
+from tagging.sources import LabeledSource
+from task_adapters.settings import TaskAdapterTraining
 
 _CRON = re.compile(r"^\s*(\S+\s+){4}\S+\s*$")
 _CODE = re.compile(r"^[A-Za-z0-9_\-]+$")

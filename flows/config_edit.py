@@ -30,7 +30,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError as RuamelYAMLError
 
 from flows.config import _CODE, LanguageConfig, load_pipeline_config, resolve_corpus
-from language_adapters.corpus import CorpusSource
+from language_adapters.settings import CorpusSource
 from madx.errors import ConfigError, MadxError
 from madx.fileutil import atomic_write
 

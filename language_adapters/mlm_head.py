@@ -17,7 +17,6 @@ before and after). A second call with the same base, corpora and settings return
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -25,13 +24,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from language_adapters.corpus import CorpusSource, load_corpus
+from language_adapters.settings import HeadWarmup
 from language_adapters.mlm import (
     MIN_HELD_OUT_SEQUENCES,
     MlmChunks,
@@ -42,7 +42,7 @@ from language_adapters.mlm import (
     pad_batch,
     restricted_projection,
 )
-from madx.errors import ConfigError, DataError
+from madx.errors import DataError
 from madx.fileutil import atomic_directory
 from madx.loading import load_config, load_mlm_model, load_tokenizer, usable_length
 from madx.seeding import seeded_global_rng
@@ -53,50 +53,6 @@ from madx.training import pick_device
 HEAD_FILE = "mlm_head.safetensors"
 RECORD_FILE = "mlm_head.json"
 EventCallback = Callable[[str, int, dict[str, float]], None]
-
-
-@dataclass(frozen=True)
-class HeadWarmup:
-    """Hyperparameters of the MLM head warm-up."""
-
-    steps: int = field(default=300, metadata={"help": "Optimizer steps."})
-    batch_size: int = field(default=16, metadata={"help": "Sequences per step, drawn from every language's corpus."})
-    learning_rate: float = field(default=2e-3, metadata={"help": "Peak AdamW learning rate."})
-    warmup_steps: int = field(default=20, metadata={"help": "Linear warm-up steps, then linear decay to 0."})
-    max_length: int = field(default=64, metadata={"help": "Tokens per sequence."})
-    mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens that are MLM targets."})
-    held_out_fraction: float = field(default=0.05, metadata={"help": "Share of each language's sequences held out."})
-    softmax_vocabulary: Literal["full", "corpus"] = field(
-        default="full",
-        metadata={"help": "Train the softmax over the whole vocabulary, or over the tokens of the corpora only "
-                          "(cheaper, but the output bias of every other token is never trained, which leaves "
-                          "held-out perplexity, always measured over the whole vocabulary, high)."},
-    )
-    init: Literal["identity", "random"] = field(
-        default="identity",
-        metadata={"help": "identity: start the head's transform as the identity and its output bias as the corpora's "
-                          "log unigram frequencies (converges in far fewer steps); random: transformers' random init."},
-    )
-    log_every: int = field(default=25, metadata={"help": "Report the training loss every N steps."})
-    seed: int = field(default=42, metadata={"help": "Seed for data order and masking."})
-    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "max_length", "log_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"mlm head warm-up: {name} must be >= 1, got {getattr(self, name)}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ConfigError(f"mlm head warm-up: learning_rate must be a finite number > 0, got {self.learning_rate}")
-        for name in ("mlm_probability", "held_out_fraction"):
-            if not 0 < getattr(self, name) < 1:
-                raise ConfigError(f"mlm head warm-up: {name} must be in (0, 1), got {getattr(self, name)}")
-        if self.init not in ("identity", "random"):
-            raise ConfigError(f"mlm head warm-up: init must be identity or random, got {self.init!r}")
-        if self.softmax_vocabulary not in ("full", "corpus"):
-            raise ConfigError(f"mlm head warm-up: softmax_vocabulary must be full or corpus, got {self.softmax_vocabulary!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass

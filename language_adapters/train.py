@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from language_adapters.corpus import CorpusSource, load_corpus
+from language_adapters.settings import LanguageAdapterTraining
 from language_adapters.mlm import (
     MIN_HELD_OUT_SEQUENCES,
     MlmChunks,
@@ -34,7 +35,7 @@ from language_adapters.mlm import (
     mlm_batch_loss,
 )
 from madx.config import resolve_config
-from madx.errors import ConfigError, DataError, TrainingFailedError
+from madx.errors import DataError, TrainingFailedError
 from madx.fileutil import atomic_directory, recover_interrupted, sha256_of_file, without_folders
 from madx.loading import load_config, load_mlm_model, load_tokenizer, usable_length
 from madx.io import adapter_state_dict, load_adapter_weights, save_adapter
@@ -53,57 +54,6 @@ from madx.training import (
 
 # on_event(kind, step, metrics): kind is "train" (every log_every steps), "eval", or "checkpoint".
 EventCallback = Callable[[str, int, dict[str, float]], None]
-
-
-@dataclass(frozen=True)
-class LanguageAdapterTraining:
-    """Hyperparameters of language-adapter training. Defaults follow the published MAD-X adapters
-    (MLM, batch 64, lr 1e-4, tens of thousands of steps); the demo config uses far fewer steps."""
-
-    steps: int = field(default=50_000, metadata={"help": "Optimizer steps."})
-    batch_size: int = field(default=64, metadata={"help": "Sequences per optimizer step (per micro-batch x accumulation)."})
-    learning_rate: float = field(default=1e-4, metadata={"help": "Peak AdamW learning rate."})
-    warmup_steps: int = field(default=500, metadata={"help": "Linear warm-up steps, then linear decay to 0."})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
-    grad_accumulation: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
-    max_length: int = field(default=256, metadata={"help": "Tokens per training sequence."})
-    mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens that are MLM targets."})
-    held_out_fraction: float = field(default=0.05, metadata={"help": "Share of sequences held out for evaluation."})
-    eval_every: int = field(default=1000, metadata={"help": "Held-out evaluation every N steps (and at the end)."})
-    checkpoint_every: int = field(default=1000, metadata={"help": "Checkpoint every N steps (0: never)."})
-    log_every: int = field(default=50, metadata={"help": "Report the training loss every N steps."})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0: off)."})
-    seed: int = field(default=42, metadata={"help": "Seed for init, data order, masking and dropout."})
-    softmax_vocabulary: str = field(
-        default="full",
-        metadata={"help": "full: the MLM softmax over the whole vocabulary (as in MAD-X); corpus: over the distinct "
-                          "tokens of this language's training text only (far cheaper on a 250k vocabulary; "
-                          "held-out perplexity is always over the whole vocabulary)."},
-    )
-    adapter: str | dict = field(default="madx_language", metadata={"help": "Adapter preset name or config dict."})
-    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
-
-    def __post_init__(self) -> None:
-        positive = ("steps", "batch_size", "grad_accumulation", "max_length", "eval_every", "log_every")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"language adapter training: {name} must be >= 1, got {getattr(self, name)}")
-        if not 0 < self.mlm_probability < 1:
-            raise ConfigError(f"mlm_probability must be in (0, 1), got {self.mlm_probability}")
-        if not 0 < self.held_out_fraction < 1:
-            raise ConfigError(f"held_out_fraction must be in (0, 1), got {self.held_out_fraction}")
-        if self.batch_size % self.grad_accumulation:
-            raise ConfigError(
-                f"batch_size {self.batch_size} must be a multiple of grad_accumulation {self.grad_accumulation}"
-            )
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.softmax_vocabulary not in ("full", "corpus"):
-            raise ConfigError(f"softmax_vocabulary must be full or corpus, got {self.softmax_vocabulary!r}")
-        resolve_config(self.adapter)  # fail now, not after loading the model
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass

@@ -3,6 +3,9 @@
 Everything madx writes (adapter folders, checkpoints, reports) goes to a temporary sibling first
 and is renamed into place only when complete. A rename within one file system is atomic, so a
 reader sees either the old folder or the new one, never a mix.
+
+Reading text has one home here too: `read_utf8_lines`, the strict UTF-8 line reader behind every
+text file the project reads line by line (CoNLL files, plain-text corpora, the packaged POS corpora).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from madx.errors import DataError
 
 
 @contextlib.contextmanager
@@ -170,6 +175,44 @@ def sha256_of_directory(folder: str | Path) -> str:
                 digest.update(chunk)
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+BAD_UTF8 = "{path}:{line}: byte 0x{byte:02x} at file offset {offset} is not valid UTF-8; expected a UTF-8 text file"
+
+
+def read_utf8_lines(path: str | Path, bad_utf8: str = BAD_UTF8) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text without the line end) of a UTF-8 file; DataError on bad bytes.
+
+    Decoded line by line so a bad byte is reported with its line and file offset, and a large
+    file is never held in memory twice. A byte-order mark at the start of the file is dropped (it
+    is not part of the first word), and so are the CR and LF characters that end a line (LF and
+    CRLF files read alike).
+    `bad_utf8` is the DataError's message for a byte that is not UTF-8, a `str.format` template
+    with the fields `path`, `line` (1-based), `byte` (its value), `column` (its 0-based position
+    in the line) and `offset` (its 0-based position in the file), so each caller keeps its words.
+    """
+    path = Path(path)
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder; expected a file") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror})") from None
+    offset = 0
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(bad_utf8.format(
+                    path=path, line=number, byte=raw[err.start], column=err.start, offset=offset + err.start
+                )) from None
+            offset += len(raw)
+            if number == 1:
+                text = text.removeprefix("\ufeff")
+            yield number, text.rstrip("\r\n")
 
 
 def _fsync_tree(folder: Path) -> None:

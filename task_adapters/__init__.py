@@ -1,1 +1,1 @@
-"""Task adapter training: labeled data (CoNLL, CoNLL-U, WikiANN/HF), label alignment, heads, loop."""
+"""Task adapter training: a task adapter and its token head, trained on tagged data from `tagging`."""

@@ -1,8 +1,12 @@
-"""The pipeline's stages as Prefect tasks. Each one calls a domain function, records its run in
-MLflow, and returns a small record (paths, hashes, ids), never a model.
+"""The pipeline's stages as Prefect tasks. Each one takes paths, hashes and small typed settings (a
+`StageContext` shared by the stages of one flow call, and a job naming what to build), calls a
+domain function, records its run in MLflow, and returns a small record (paths, hashes, ids), never
+a model. The pipeline config itself stays in `flows`: it is unpacked there, so this layer never
+imports it.
 
 An adapter is not retrained when its folder already holds one built from the same cache key
-(base model identity + hyperparameters + data fingerprint) unless `force` is set.
+(base model identity + the settings that decide the result + data fingerprint) unless `force` is
+set; where it runs (`device`) is not part of the key.
 """
 
 from __future__ import annotations
@@ -10,19 +14,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
 
-from flows.config import PipelineConfig
-from language_adapters.corpus import CorpusSource
+from language_adapters.settings import BaseModelSpec, CorpusSource, HeadWarmup, LanguageAdapterTraining
 from madx.errors import AdapterLoadError, DataError, MadxError
 from madx.fileutil import sha256_of_directory, sha256_of_file
 from madx.seeding import SEEDING_VERSION
 from tasks import progress, tracking
 from tasks.tracking import Tracker, TrackingTarget, TrackingUnavailable
+from tagging.sources import LabeledSource
+from task_adapters.settings import TaskAdapterTraining
 
 TRACKING_RETRIES = 2
 
@@ -138,14 +144,84 @@ def _check_reused(folder: Path, kind: str, cache_key: str, target: TrackingTarge
     check_adapter_folder(folder)
 
 
-def language_adapter_folder(config: PipelineConfig, language: str, seed: int | None = None) -> Path:
+# Settings that say where a stage runs, not what it computes: left out of cache keys, so moving a
+# pipeline from CPU to GPU (or back) reuses its adapters.
+RUNTIME_FIELDS = frozenset({"device"})
+
+
+def settings_identity(settings: Any) -> dict[str, Any]:
+    """The fields of a settings dataclass that decide the result (everything but RUNTIME_FIELDS)."""
+    return {key: value for key, value in settings.to_dict().items() if key not in RUNTIME_FIELDS}
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What every stage of one flow call shares: where its files go, where it tracks and under which
+    parent run, the pipeline's fingerprint (tagged on every run), and torch's thread count."""
+
+    output_dir: str
+    target: TrackingTarget
+    parent_run_id: str
+    config_hash: str
+    threads: int
+
+    @property
+    def out(self) -> Path:
+        return Path(self.output_dir)
+
+    def use_threads(self) -> None:
+        """Compute with the configured thread count (`runner.threads_per_stage`): on some BLAS builds
+        the thread count changes the order of float sums, so it must not follow the load."""
+        import torch
+
+        torch.set_num_threads(self.threads)
+
+
+@dataclass(frozen=True)
+class LanguageAdapterJob:
+    """One language adapter to have: trained on `corpus`, or `preset`, an existing adapter folder
+    (e.g. imported from AdapterHub) that stands in for training. `seed` None is the one adapter every
+    run shares; a number, one of the adapters trained per seed (`language_adapter.seeds`)."""
+
+    language: str
+    corpus: CorpusSource
+    training: LanguageAdapterTraining
+    seed: int | None = None
+    preset: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskAdapterJob:
+    """One task adapter to have, for the seed in `training.seed`, on the source language's adapter."""
+
+    task: str
+    train: LabeledSource
+    dev: LabeledSource
+    training: TaskAdapterTraining
+    source_language: str
+    labels: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class EvaluationJob:
+    """The zero-shot cells of one task adapter: every (target language, setup) of `test_sets`."""
+
+    task: str
+    test_sets: dict[str, LabeledSource]
+    setups: tuple[str, ...]
+    batch_size: int
+    max_length: int
+    seed: int
+
+
+def language_adapter_folder(output_dir: str | Path, language: str, seed: int | None = None) -> Path:
     """adapters/language/<code>, or adapters/language/<code>/seed-<n> for adapters trained per seed."""
-    folder = Path(config.output_dir) / "adapters" / "language" / language
+    folder = Path(output_dir) / "adapters" / "language" / language
     return folder if seed is None else folder / f"seed-{seed}"
 
 
-def task_adapter_folder(config: PipelineConfig, task: str, seed: int) -> Path:
-    return Path(config.output_dir) / "adapters" / "task" / task / f"seed-{seed}"
+def task_adapter_folder(output_dir: str | Path, task: str, seed: int) -> Path:
+    return Path(output_dir) / "adapters" / "task" / task / f"seed-{seed}"
 
 
 def _record(name: str, folder: Path, run_id: str | None, reused: bool) -> AdapterRecord:
@@ -155,20 +231,31 @@ def _record(name: str, folder: Path, run_id: str | None, reused: bool) -> Adapte
     return AdapterRecord(name, str(folder), sha256_of_directory(folder), run_id, reused, metrics)
 
 
+def _reuse_or_train(ctx: StageContext, kind: str, name: str, folder: Path, key: str, force: bool, run_name: str,
+                    tags: dict[str, Any], params: dict[str, Any],
+                    train: Callable[[Tracker, str], None]) -> AdapterRecord:
+    """The one way an adapter stage works: reuse the adapter in `folder` when it was built from the
+    same cache key and is intact (complete, and the hash its run tracked); otherwise run `train`
+    (it writes `folder` and logs its metrics) inside a nested MLflow run that then logs the adapter."""
+    if not force and _reusable(folder, key):
+        _check_reused(folder, kind, key, ctx.target)
+        _logger().info("%s: unchanged (cache key %s...), reusing %s", run_name, key[:12], folder)
+        return _record(name, folder, None, reused=True)
+    tracker = Tracker(ctx.target)
+    with tracker.run(run_name, {tracking.KIND: kind, tracking.CONFIG_HASH: ctx.config_hash, **tags},
+                     ctx.parent_run_id) as run_id:
+        tracker.log_params(run_id, {**params, "cache_key": key})
+        train(tracker, run_id)
+        tracker.log_adapter(run_id, folder)
+    return _record(name, folder, run_id, reused=False)
+
+
 def _flag(tracker: Tracker, run_id: str, label: str, flags: list[str]) -> None:
     """Warnings that do not fail a stage: in the log and as the run's `madx.flags` tag (the report reads it)."""
     if flags:
         for flag in flags:
             _logger().warning("%s: %s", label, flag)
         tracker.set_tags(run_id, {tracking.FLAGS: "; ".join(flags)})
-
-
-def _use_stage_threads(config: PipelineConfig) -> None:
-    """Compute with the thread count the config sets (`runner.threads_per_stage`): on some BLAS
-    builds the thread count changes the order of float sums, so it must not follow the load."""
-    import torch
-
-    torch.set_num_threads(config.runner.stage_threads())
 
 
 def _event_logger(tracker: Tracker, run_id: str, label: str, total: int | None):
@@ -184,20 +271,18 @@ def _event_logger(tracker: Tracker, run_id: str, label: str, total: int | None):
 
 
 @task(name="build-base-model", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
-def build_base_model_task(config: PipelineConfig, target: TrackingTarget, parent_run_id: str) -> str:
-    """Build (or reuse) the configured small base model; returns its folder."""
-    _use_stage_threads(config)
+def build_base_model_task(ctx: StageContext, corpora: dict[str, Any], spec: BaseModelSpec) -> str:
+    """Build (or reuse) the small base model of `spec` from `corpora` (language -> corpus); returns its folder."""
+    ctx.use_threads()
     from language_adapters.base_model import build_base_model
 
-    build = config.base_model.build
-    out = Path(config.output_dir) / "base_model"
-    corpora = build.corpora
-    tracker = Tracker(target)
-    with tracker.run("base model", {tracking.KIND: "base_model", tracking.CONFIG_HASH: config.fingerprint()}, parent_run_id) as run_id:
-        tracker.log_params(run_id, {"spec": build.spec, "corpora": {k: str(v) for k, v in build.corpora.items()}})
-        spec = build.base_model_spec()
+    out = ctx.out / "base_model"
+    tracker = Tracker(ctx.target)
+    with tracker.run("base model", {tracking.KIND: "base_model", tracking.CONFIG_HASH: ctx.config_hash},
+                     ctx.parent_run_id) as run_id:
+        tracker.log_params(run_id, {"spec": spec.to_dict(), "corpora": {k: str(v) for k, v in corpora.items()}})
         result = build_base_model(corpora, out, spec, on_event=_event_logger(tracker, run_id, "base model", spec.steps),
-                                  cache_dir=Path(config.output_dir) / "cache")
+                                  cache_dir=ctx.out / "cache")
         final = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
         tracker.log_metrics(run_id, final, step=spec.steps)  # the curves' last step, not 0
         tracker.set_tags(run_id, {"madx.cached": result.cached, tracking.BASE_MODEL: str(out)})
@@ -217,22 +302,21 @@ class MlmHeadRecord:
 
 
 @task(name="warm-up-mlm-head", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
-def warm_up_mlm_head_task(config: PipelineConfig, base_model: str, target: TrackingTarget, parent_run_id: str) -> MlmHeadRecord:
-    """Train the base model's MLM head alone on the corpora of the configured languages (reused
-    when base, corpora and settings are unchanged); its own MLflow run with held-out perplexity
-    per language before and after."""
-    _use_stage_threads(config)
+def warm_up_mlm_head_task(ctx: StageContext, base_model: str, corpora: dict[str, CorpusSource],
+                          training: HeadWarmup) -> MlmHeadRecord:
+    """Train the base model's MLM head alone on `corpora` (language -> corpus; reused when base,
+    corpora and settings are unchanged); its own MLflow run with held-out perplexity per language
+    before and after."""
+    ctx.use_threads()
     from language_adapters.mlm_head import HEAD_FILE, warm_up_mlm_head
 
-    training = config.head_warmup_training()
-    corpora = {code: config.corpus(code) for code, language in sorted(config.languages.items()) if not language.adapter}
-    folder = Path(config.output_dir) / "mlm_head"
-    tracker = Tracker(target)
-    tags = {tracking.KIND: "mlm_head", tracking.BASE_MODEL: base_model, tracking.CONFIG_HASH: config.fingerprint()}
-    with tracker.run("mlm head warm-up", tags, parent_run_id) as run_id:
+    folder = ctx.out / "mlm_head"
+    tracker = Tracker(ctx.target)
+    tags = {tracking.KIND: "mlm_head", tracking.BASE_MODEL: base_model, tracking.CONFIG_HASH: ctx.config_hash}
+    with tracker.run("mlm head warm-up", tags, ctx.parent_run_id) as run_id:
         tracker.log_params(run_id, {"training": training.to_dict(), "languages": sorted(corpora)})
         result = warm_up_mlm_head(
-            base_model, corpora, folder, training, cache_dir=Path(config.output_dir) / "cache",
+            base_model, corpora, folder, training, cache_dir=ctx.out / "cache",
             on_event=_event_logger(tracker, run_id, "mlm head warm-up", training.steps),
             identity=base_model_identity(base_model),
         )
@@ -247,121 +331,104 @@ def warm_up_mlm_head_task(config: PipelineConfig, base_model: str, target: Track
 
 
 @task(name="train-language-adapter", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
-def train_language_adapter_task(
-    config: PipelineConfig, language: str, base_model: str, target: TrackingTarget, parent_run_id: str,
-    force: bool = False, mlm_head: MlmHeadRecord | None = None, seed: int | None = None,
-) -> AdapterRecord:
-    """One language's adapter: `seed` None trains the one adapter every run shares (the config's
-    `seed`), a number one of the adapters trained per seed (`language_adapter.seeds`)."""
-    _use_stage_threads(config)
+def train_language_adapter_task(ctx: StageContext, job: LanguageAdapterJob, base_model: str, force: bool = False,
+                                mlm_head: MlmHeadRecord | None = None) -> AdapterRecord:
+    """One language's adapter (see LanguageAdapterJob)."""
+    ctx.use_threads()
     from language_adapters.train import train_language_adapter
     from madx.io import check_adapter_folder
     from madx.loading import load_config
 
-    preset = config.languages[language].adapter
-    if preset:  # an existing adapter (e.g. imported from AdapterHub) stands in for training
-        check_adapter_folder(preset, load_config(base_model))  # complete, and made for this base
-        return _record(language, Path(preset), None, reused=True)
-    training = config.language_training(seed)
-    source = config.corpus(language)
-    identity = {"base": base_model_identity(base_model), "language": language, "training": training.to_dict(),
-                "seeding": SEEDING_VERSION,
-                "corpus": corpus_fingerprint(source)}
+    language, training = job.language, job.training
+    if job.preset:  # an existing adapter stands in for training
+        check_adapter_folder(job.preset, load_config(base_model))  # complete, and made for this base
+        return _record(language, Path(job.preset), None, reused=True)
+    identity = {"base": base_model_identity(base_model), "language": language, "training": settings_identity(training),
+                "seeding": SEEDING_VERSION, "corpus": corpus_fingerprint(job.corpus)}
     if mlm_head is not None:
         identity["mlm_head"] = mlm_head.sha256
     key = _hash(identity)
-    folder = language_adapter_folder(config, language, seed)
-    if not force and _reusable(folder, key):
-        _check_reused(folder, "language_adapter", key, target)
-        _logger().info("language adapter %s: unchanged (cache key %s...), reusing %s", language, key[:12], folder)
-        return _record(language, folder, None, reused=True)
-    tracker = Tracker(target)
-    tags = {tracking.KIND: "language_adapter", tracking.LANGUAGE: language, tracking.BASE_MODEL: base_model,
-            tracking.CONFIG_HASH: config.fingerprint(), tracking.SEED: training.seed}
-    with tracker.run(f"language adapter {language}" + (f" seed {seed}" if seed is not None else ""), tags,
-                     parent_run_id) as run_id:
-        tracker.log_params(run_id, {"corpus": source.describe(), "training": training.to_dict(), "cache_key": key})
+    folder = language_adapter_folder(ctx.output_dir, language, job.seed)
+    label = f"language adapter {language}"
+
+    def train(tracker: Tracker, run_id: str) -> None:
         result = train_language_adapter(
-            base_model, language, source, folder, training,
-            checkpoint_dir=Path(config.output_dir) / "checkpoints" / folder.relative_to(Path(config.output_dir) / "adapters"),
-            on_event=_event_logger(tracker, run_id, f"language adapter {language}", training.steps),
-            cache_dir=Path(config.output_dir) / "cache",
+            base_model, language, job.corpus, folder, training,
+            checkpoint_dir=ctx.out / "checkpoints" / folder.relative_to(ctx.out / "adapters"),
+            on_event=_event_logger(tracker, run_id, label, training.steps),
+            cache_dir=ctx.out / "cache",
             metadata={"cache_key": key},
             mlm_head=mlm_head.path if mlm_head else None,
         )
         tracker.log_metrics(run_id, result.metrics, step=training.steps)  # the curves' last step, not 0
-        _flag(tracker, run_id, f"language adapter {language}", result.flags)
+        _flag(tracker, run_id, label, result.flags)
         if result.resumed_from_step is not None:  # an interrupted run of the same training went before
             tracker.set_tags(run_id, {"madx.resumed_from_step": result.resumed_from_step})
-        tracker.log_adapter(run_id, folder)
-    return _record(language, folder, run_id, reused=False)
+
+    return _reuse_or_train(
+        ctx, "language_adapter", language, folder, key, force,
+        run_name=label + (f" seed {job.seed}" if job.seed is not None else ""),
+        tags={tracking.LANGUAGE: language, tracking.BASE_MODEL: base_model, tracking.SEED: training.seed},
+        params={"corpus": job.corpus.describe(), "training": training.to_dict()}, train=train)
 
 
 @task(name="train-task-adapter", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
-def train_task_adapter_task(
-    config: PipelineConfig, task_name: str, base_model: str, source_adapter: AdapterRecord, target: TrackingTarget,
-    parent_run_id: str, seed: int, force: bool = False,
-) -> AdapterRecord:
+def train_task_adapter_task(ctx: StageContext, job: TaskAdapterJob, base_model: str, source_adapter: AdapterRecord,
+                            force: bool = False) -> AdapterRecord:
     """The task adapter of one seed, on the source language adapter of the same run."""
-    _use_stage_threads(config)
-    from task_adapters.data import LabelSet
+    ctx.use_threads()
+    from tagging.scheme import LabelSet
     from task_adapters.train import train_task_adapter
 
-    task_config = config.tasks[task_name]
-    training = config.task_training(seed)
-    train, dev = config.labeled(task_name, "train"), config.labeled(task_name, "dev")
+    training, seed = job.training, job.training.seed
     # What a source reads (its description: format, split, max_sentences ...) and, for a file, its bytes.
-    data = {split: [s.describe(), _file_digest(Path(s.path)) if s.path else None] for split, s in (("train", train), ("dev", dev))}
-    key = _hash({"base": base_model_identity(base_model), "task": task_name, "training": training.to_dict(),
-                 "seeding": SEEDING_VERSION,
-                 "labels": task_config.labels, "source_adapter": source_adapter.sha256, "data": data})
-    folder = task_adapter_folder(config, task_name, seed)
-    if not force and _reusable(folder, key):
-        _check_reused(folder, "task_adapter", key, target)
-        _logger().info("task adapter %s: unchanged (cache key %s...), reusing %s", task_name, key[:12], folder)
-        return _record(task_name, folder, None, reused=True)
-    tracker = Tracker(target)
-    tags = {tracking.KIND: "task_adapter", tracking.TASK: task_name, tracking.LANGUAGE: config.source_language,
-            tracking.BASE_MODEL: base_model, tracking.CONFIG_HASH: config.fingerprint(), tracking.SEED: seed}
-    with tracker.run(f"task adapter {task_name} seed {seed}", tags, parent_run_id) as run_id:
-        tracker.log_params(run_id, {"train": train.describe(), "dev": dev.describe(), "training": training.to_dict(),
-                                    "source_adapter_sha256": source_adapter.sha256, "cache_key": key})
+    data = {split: [s.describe(), _file_digest(Path(s.path)) if s.path else None]
+            for split, s in (("train", job.train), ("dev", job.dev))}
+    key = _hash({"base": base_model_identity(base_model), "task": job.task, "training": settings_identity(training),
+                 "seeding": SEEDING_VERSION, "labels": list(job.labels) if job.labels else None,
+                 "source_adapter": source_adapter.sha256, "data": data})
+    folder = task_adapter_folder(ctx.output_dir, job.task, seed)
+
+    def train(tracker: Tracker, run_id: str) -> None:
         result = train_task_adapter(
-            base_model, task_name, source_adapter.path, train, dev, folder, training,
-            label_set=LabelSet(tuple(task_config.labels)) if task_config.labels else None,
-            on_event=_event_logger(tracker, run_id, f"task adapter {task_name}", training.epochs),
+            base_model, job.task, source_adapter.path, job.train, job.dev, folder, training,
+            label_set=LabelSet(tuple(job.labels)) if job.labels else None,
+            on_event=_event_logger(tracker, run_id, f"task adapter {job.task}", training.epochs),
             metadata={"cache_key": key},
         )
         tracker.log_metrics(run_id, result.metrics, step=training.epochs)  # the curves' last epoch, not 0
         tracker.set_tags(run_id, {tracking.MAJORITY_LABEL: result.majority_label})
-        tracker.log_adapter(run_id, folder)
-    return _record(task_name, folder, run_id, reused=False)
+
+    return _reuse_or_train(
+        ctx, "task_adapter", job.task, folder, key, force, run_name=f"task adapter {job.task} seed {seed}",
+        tags={tracking.TASK: job.task, tracking.LANGUAGE: job.source_language, tracking.BASE_MODEL: base_model,
+              tracking.SEED: seed},
+        params={"train": job.train.describe(), "dev": job.dev.describe(), "training": training.to_dict(),
+                "source_adapter_sha256": source_adapter.sha256}, train=train)
 
 
 @task(name="evaluate-zero-shot", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
-def evaluate_task_adapter_task(
-    config: PipelineConfig, task_name: str, languages: list[str], language_adapters: dict[str, AdapterRecord],
-    task_adapter: AdapterRecord, base_model: str, target: TrackingTarget, parent_run_id: str, seed: int,
-) -> list[dict[str, Any]]:
-    """Every (language, setup) cell of one task adapter (the one of `seed`) with a single loaded
+def evaluate_task_adapter_task(ctx: StageContext, job: EvaluationJob, language_adapters: dict[str, AdapterRecord],
+                               task_adapter: AdapterRecord, base_model: str) -> list[dict[str, Any]]:
+    """Every (language, setup) cell of one task adapter (the one of `job.seed`) with a single loaded
     base model; each cell is its own nested MLflow run under this stage's run, with params task,
     language, setup, seed and metric (what the UI groups and compares by), its score under the
     metric's own name, and its per-sentence counts as the artifact `sentence_counts.json` (for the
     report's intervals)."""
-    _use_stage_threads(config)
+    ctx.use_threads()
     from evaluation.zero_shot import evaluate_zero_shot
+    from tagging.metrics import score_key
 
-    from evaluation.metrics import score_key
-
-    tracker = Tracker(target)
-    common = {tracking.TASK: task_name, tracking.BASE_MODEL: base_model, tracking.CONFIG_HASH: config.fingerprint(),
+    task_name, seed = job.task, job.seed
+    tracker = Tracker(ctx.target)
+    common = {tracking.TASK: task_name, tracking.BASE_MODEL: base_model, tracking.CONFIG_HASH: ctx.config_hash,
               tracking.SEED: seed}
-    test_sets = {(task_name, language): config.labeled(task_name, "test", language) for language in languages}
+    languages = sorted(job.test_sets)
     adapters = {code: record.path for code, record in language_adapters.items()}
 
     with tracker.run(f"evaluation {task_name} seed {seed}", {tracking.KIND: "evaluation_stage", **common},
-                     parent_run_id) as stage_id:
-        tracker.log_params(stage_id, {"setups": config.evaluation.setups, "languages": languages,
+                     ctx.parent_run_id) as stage_id:
+        tracker.log_params(stage_id, {"setups": list(job.setups), "languages": languages,
                                       "task_adapter_sha256": task_adapter.sha256})
 
         def on_cell(cell, row):
@@ -377,61 +444,32 @@ def evaluate_task_adapter_task(
             _logger().info("%s %s %s seed %s: %s=%.3f", task_name, cell.language, cell.setup, seed, metric, row["f1"])
 
         rows = evaluate_zero_shot(
-            base_model, {task_name: task_adapter.path}, adapters, test_sets, config.evaluation.setups,
-            config.evaluation.batch_size, config.evaluation.max_length, on_cell=on_cell,
+            base_model, {task_name: task_adapter.path}, adapters,
+            {(task_name, code): source for code, source in job.test_sets.items()}, list(job.setups),
+            job.batch_size, job.max_length, on_cell=on_cell,
         )
     return [{**{k: v for k, v in row.items() if k != "sentence_counts"}, "seed": seed} for row in rows]
 
 
 @task(name="build-report", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
-def build_report_task(config: PipelineConfig, base_model: str, target: TrackingTarget, parent_run_id: str) -> dict[str, str]:
+def build_report_task(ctx: StageContext, base_model: str, title: str, notes: list[str]) -> dict[str, str]:
     """The comparison report from every evaluation tracked for this base model (so `add_language`
-    extends the earlier results instead of replacing them); logged on the parent run."""
-    from evaluation.report import write_report
+    extends the earlier results instead of replacing them); logged on the parent run. `notes` are
+    what a reader must know about the numbers (what the data is, unseen languages)."""
+    from evaluation.report import parent_run_metrics, summarise, untrustworthy, write_report
 
-    from evaluation.report import parent_run_metrics, summarise, untrustworthy
-
-    _use_stage_threads(config)
-    tracker = Tracker(target)
+    ctx.use_threads()
+    tracker = Tracker(ctx.target)
     rows = tracker.evaluation_rows(base_model)
     if not rows:
         return {}
     counts = tracker.evaluation_counts(rows)
     language_adapters = tracker.language_adapter_rows(base_model)
-    files = write_report(rows, Path(config.output_dir) / "report", title=f"{config.name}: zero-shot transfer",
-                         language_adapters=language_adapters, task_adapters=tracker.task_adapter_rows(base_model),
-                         counts=counts, notes=report_notes(config, base_model))
-    _flag(tracker, parent_run_id, "report", untrustworthy(rows, language_adapters))
+    files = write_report(rows, ctx.out / "report", title=title, language_adapters=language_adapters,
+                         task_adapters=tracker.task_adapter_rows(base_model), counts=counts, notes=notes)
+    _flag(tracker, ctx.parent_run_id, "report", untrustworthy(rows, language_adapters))
     # The comparison itself on the pipeline's run: per-setup averages, differences and their intervals.
-    tracker.log_metrics(parent_run_id, parent_run_metrics(summarise(rows, counts)))
-    tracker.log_files(parent_run_id, [files.csv, files.json, files.summary, files.heatmap, files.markdown], "report")
+    tracker.log_metrics(ctx.parent_run_id, parent_run_metrics(summarise(rows, counts)))
+    tracker.log_files(ctx.parent_run_id, [files.csv, files.json, files.summary, files.heatmap, files.markdown], "report")
     return {"csv": str(files.csv), "json": str(files.json), "summary": str(files.summary), "heatmap": str(files.heatmap),
             "markdown": str(files.markdown)}
-
-
-def report_notes(config: PipelineConfig, base_model: str) -> list[str]:
-    """What a reader of the report must know about the numbers: what the data is, where it comes
-    from, and which target languages the base model never saw in pretraining."""
-    from madx.fileutil import without_folders
-
-    here = Path(config.source_file).parent if config.source_file else Path.cwd()
-    notes = []
-    for name, task_config in sorted(config.tasks.items()):
-        sources = "; ".join(f"{code}: {without_folders(config.labeled(name, 'test', code).describe(), here)}"
-                            for code in config.target_languages(name))
-        notes.append(f"`{name}`: {task_config.data or 'what the data is was not said (tasks.' + name + '.data)'}. "
-                     f"Test sets: {sources}.")
-    targets = sorted({code for name in config.tasks for code in config.target_languages(name)} - {config.source_language})
-    seen = config.pretraining_languages()
-    if config.base_model.build:
-        base = f"the small base model built here from the text of {', '.join(sorted(seen or []))}"
-    else:
-        base = f"`{config.base_model.packaged or without_folders(base_model, here)}`"
-    if seen is None:
-        notes.append(f"Base model {base}: which languages it saw in pretraining is not known "
-                     "(list them under base_model.pretraining_languages).")
-    else:
-        unseen = [code for code in targets if code not in seen]
-        notes.append(f"Base model {base}; target languages it never saw in pretraining: "
-                     f"{', '.join(unseen) if unseen else 'none'}.")
-    return notes

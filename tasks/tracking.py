@@ -52,7 +52,7 @@ PARENT = "mlflow.parentRunId"
 EXPERIMENT_KIND = "mlflow.experimentKind"
 TRAINING_EXPERIMENT = "custom_model_development"
 ADAPTER_ARTIFACT = "adapter"
-SENTENCE_COUNTS = "sentence_counts.json"  # an evaluation's per-sentence counts (evaluation.metrics.sentence_counts)
+SENTENCE_COUNTS = "sentence_counts.json"  # an evaluation's per-sentence counts (tagging.metrics.sentence_counts)
 
 # Facts of a run that do not change over it (sizes, budgets, counts of a test set): logged as params,
 # so the UI lists them instead of drawing one-point charts.
@@ -67,7 +67,7 @@ def named_scores(row: Mapping[str, Any]) -> dict[str, Any]:
     """An evaluation row's numbers under names that say what they are: the headline score as
     `word_accuracy` or `entity_f1` (with `entity_precision`, `entity_recall`), never a bare `f1`
     that is an accuracy for POS."""
-    from evaluation.metrics import score_key
+    from tagging.metrics import score_key
 
     headline = {"f1", "precision", "recall"} | ({"accuracy"} if row["scheme"] == "plain" else set())
     named = {key: value for key, value in row.items() if key not in headline}
@@ -482,7 +482,7 @@ class Tracker:
         return counts
 
     def sentence_counts(self, run_id: str) -> list[list[int]]:
-        """The per-sentence counts an evaluation run logged (evaluation.metrics.sentence_counts)."""
+        """The per-sentence counts an evaluation run logged (tagging.metrics.sentence_counts)."""
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="madx-counts-") as scratch:

@@ -176,7 +176,8 @@ def toy_ner(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_language_adapter(tmp_path_factory, tiny_base_dir, toy_corpus):
     """A briefly trained MAD-X language adapter named `en` on the tiny base."""
-    from language_adapters.train import LanguageAdapterTraining, train_language_adapter
+    from language_adapters.settings import LanguageAdapterTraining
+    from language_adapters.train import train_language_adapter
 
     out = tmp_path_factory.mktemp("la") / "en"
     training = LanguageAdapterTraining(steps=5, batch_size=4, learning_rate=1e-2, warmup_steps=0, max_length=32,
@@ -188,8 +189,9 @@ def tiny_language_adapter(tmp_path_factory, tiny_base_dir, toy_corpus):
 @pytest.fixture(scope="session")
 def tiny_task_adapter(tmp_path_factory, tiny_base_dir, tiny_language_adapter, toy_ner):
     """A task adapter `ner` trained for a few epochs on the toy NER data, over the `en` adapter."""
-    from task_adapters.data import LabeledSource
-    from task_adapters.train import TaskAdapterTraining, train_task_adapter
+    from tagging.sources import LabeledSource
+    from task_adapters.settings import TaskAdapterTraining
+    from task_adapters.train import train_task_adapter
 
     out = tmp_path_factory.mktemp("ta") / "ner"
     train_task_adapter(
@@ -221,3 +223,51 @@ def make_pipeline(tiny_base_dir, toy_ner, mlflow_template):
         return new_pipeline(folder, tiny_base_dir, toy_ner, mlflow_template, codes, adapters, **kwargs)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One temporary Prefect API (SQLite) for every flow of the session, in process and in the
+    subprocesses given its URL (starting one costs ~20 s of CPU); yields its URL. A tracking server
+    configured in the environment would win over each test's own store: unset it."""
+    import prefect.settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with pytest.MonkeyPatch.context() as patch, prefect_test_harness(server_startup_timeout=180):
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield prefect.settings.PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session")
+def trained_pipeline(prefect_api, tmp_path_factory, tiny_base_dir, toy_ner, mlflow_template):
+    """The whole tiny pipeline run once per session (en + sw language adapters, a ner task adapter
+    per seed, sw zero-shot), shared by every module that needs trained adapters or a filled store.
+    Tests may add runs to its store; they leave its first run and `adapters` (a copy) alone."""
+    from types import SimpleNamespace
+
+    from flows.config import load_pipeline_config
+    from flows.pipeline import madx_pipeline
+    from flows_support import new_pipeline, torch_threads_kept
+
+    folder = tmp_path_factory.mktemp("pipeline")
+    config_path = new_pipeline(folder, tiny_base_dir, toy_ner, mlflow_template, ("en", "sw"))
+    with torch_threads_kept():
+        summary = madx_pipeline(str(config_path))
+    snapshot = folder / "adapters-after-first-run"
+    shutil.copytree(folder / "out" / "adapters", snapshot)
+    return SimpleNamespace(config_path=config_path, config=load_pipeline_config(config_path), summary=summary,
+                           folder=folder, out=folder / "out", adapters=snapshot, base=str(tiny_base_dir))
+
+
+# -- test tiers -----------------------------------------------------------------------------------
+# `make test` runs everything; `make test-fast` (-m "not slow") what a change needs checked in about a
+# minute. A test is slow when it runs Prefect (the session's test API, a trained pipeline) or is
+# marked so in its module (subprocesses, servers, the real encoder, the reference library's venv).
+SLOW_FIXTURES = {"prefect_api", "trained_pipeline"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+

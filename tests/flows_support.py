@@ -1,12 +1,16 @@
 """Helpers for the orchestration tests: a tiny pipeline YAML written by the test, and MLflow queries.
 
-Nothing here starts Prefect: the test module owns the one `prefect_test_harness` of the session.
+Nothing here starts Prefect: conftest's `prefect_api` is the one Prefect test API of the session.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import yaml
@@ -147,3 +151,68 @@ def start_time(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return ""
+
+
+# -- running `madx` -------------------------------------------------------------------------------
+MADX = Path(sys.executable).with_name("madx")
+MADX_COMMAND = [str(MADX)] if MADX.exists() else [sys.executable, "-m", "cli.main"]
+
+
+def run_madx(capfd, monkeypatch, *argv) -> SimpleNamespace:
+    """`madx ARGV...` through the console script's entry point, in this process (what a subprocess
+    adds, ~10 s of imports, proves nothing more unless the test is about processes or signals)."""
+    from prefect.settings import PREFECT_API_URL
+
+    from cli import main as cli
+
+    capfd.readouterr()
+    monkeypatch.setattr(sys, "argv", ["madx", *map(str, argv)])
+    if PREFECT_API_URL.value():  # the session's test API: the command then starts no server of its own
+        monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
+    _log_handlers_to_current_stderr()
+    code = 0
+    try:
+        with torch_threads_kept():
+            cli.main()
+    except SystemExit as exited:
+        code = exited.code
+    out, err = capfd.readouterr()
+    return SimpleNamespace(code=code, out=out, err=err, errors=[line for line in err.splitlines() if line.startswith("error:")])
+
+
+def _log_handlers_to_current_stderr() -> None:
+    """Prefect's console log handler keeps the stderr of the first flow of the process; in a test
+    session that is an earlier test's capture, closed since. Point it at this test's stderr."""
+    import logging
+
+    loggers = [logging.getLogger(), *(logger for logger in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(logger, logging.Logger))]
+    for handler in {handler for logger in loggers for handler in logger.handlers}:
+        if isinstance(handler, logging.StreamHandler) and hasattr(handler, "console"):
+            handler.stream = handler.console.file = sys.stderr
+
+
+def subprocess_env(prefect_api: str | None) -> dict[str, str]:
+    """The environment of a `madx` subprocess: the session's Prefect API (None: the command starts its
+    own temporary server, as in a terminal), one compute thread, offline, no tracking server."""
+    env = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    if prefect_api:
+        env["PREFECT_API_URL"] = prefect_api
+    else:
+        env.pop("PREFECT_API_URL", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+@contextlib.contextmanager
+def torch_threads_kept():
+    """Flows size torch's (process-wide) thread pool for their stages; give it back afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+

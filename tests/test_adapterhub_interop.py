@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 
 from madx import AdapterLoadError, AdapterModel, ConfigError, Stack, load_adapter, preset, save_adapter
 from madx.adapterhub import export_adapterhub, from_adapterhub_config, import_adapterhub, to_adapterhub_config
-from madx.cli_adapterhub import register
+from cli.adapterhub import register
 from madx.errors import MadxError, UnsupportedModelError
 from madx.io import read_adapter_config
 

@@ -25,7 +25,8 @@ from language_adapters.bible import (
     find_edition,
     spread_sample,
 )
-from language_adapters.corpus import CorpusSource, load_corpus
+from language_adapters.corpus import load_corpus
+from language_adapters.settings import CorpusSource
 from madx.errors import DataError
 from madx.packages import extract
 

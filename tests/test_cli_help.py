@@ -10,7 +10,7 @@ import typer
 from rich.text import Text
 from typer.testing import CliRunner
 
-from madx.cli import app
+from cli.main import app
 
 GROUP = typer.main.get_command(app)  # the click group typer builds: every registered command, by its name
 COMMANDS = sorted(GROUP.commands)

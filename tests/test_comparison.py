@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from evaluation.comparison import AVERAGE, cell_statistics, paired_differences, score_totals
-from evaluation.metrics import score_tagging, sentence_counts
+from tagging.metrics import score_tagging, sentence_counts
 from evaluation.report import summarise, to_markdown
 
 

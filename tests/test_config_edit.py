@@ -182,7 +182,7 @@ def test_a_config_that_cannot_be_written_is_refused_by_name(project, monkeypatch
 
 def test_after_training_a_config_that_cannot_be_written_gets_a_warning_and_the_lines(project, monkeypatch, capsys):
     """The adapter is trained by then: the command ends well, and says what to add by hand."""
-    from madx.cli_pipeline import keep_language
+    from cli.pipeline import keep_language
 
     monkeypatch.chdir(project)
     config = Path("configs/pipeline.yaml")
@@ -222,13 +222,13 @@ def test_mode_links_line_endings_and_yaml_1_1_words_are_kept(project, monkeypatc
 
 # -- the command ---------------------------------------------------------------------------------
 def test_add_language_refuses_a_bad_schedule_before_any_work(project, monkeypatch):
-    import madx.cli_pipeline
-    from madx.cli import app
+    import cli.pipeline
+    from cli.main import app
 
     def no_work():
         raise AssertionError("a flow was started for a bad --schedule")
 
-    monkeypatch.setattr(madx.cli_pipeline, "flow_command", no_work)
+    monkeypatch.setattr(cli.pipeline, "flow_command", no_work)
     config = project / "configs" / "pipeline.yaml"
     result = CliRunner().invoke(app, ["add-language", "qu", "--corpus", "udhr:qu", "--config", str(config),
                                       "--save", "--schedule", "every sunday"])
@@ -241,8 +241,8 @@ def test_add_language_refuses_a_bad_schedule_before_any_work(project, monkeypatc
 def test_add_language_save_writes_the_language_once_the_flow_has_run(project, monkeypatch):
     """The command's wiring, with the flow (which trains models) replaced: the flow gets the corpus as
     an absolute path (what the saved config will name); the config gets the entry after it returns."""
-    import madx.cli_pipeline
-    from madx.cli import app
+    import cli.pipeline
+    from cli.main import app
 
     calls = []
 
@@ -251,8 +251,8 @@ def test_add_language_save_writes_the_language_once_the_flow_has_run(project, mo
         assert "qu" not in load_pipeline_config(config).languages  # saved only after a success
         return {"adapter": "adapters/language/qu", "rows": []}
 
-    monkeypatch.setattr(madx.cli_pipeline, "flow_command", lambda: call_flow)
-    monkeypatch.setattr(madx.cli_pipeline, "print_summary", lambda *args: None)
+    monkeypatch.setattr(cli.pipeline, "flow_command", lambda: call_flow)
+    monkeypatch.setattr(cli.pipeline, "print_summary", lambda *args: None)
     monkeypatch.chdir(project)
     result = CliRunner().invoke(app, ["add-language", "qu", "--corpus", "corpora/qu.txt", "--config",
                                       "configs/pipeline.yaml", "--save", "--schedule", "0 4 * * 1"])

@@ -62,7 +62,7 @@ def test_non_finite_numbers_are_refused_with_their_key(tmp_path, tiny_base_dir, 
 
 
 def test_out_of_range_dropout_of_a_built_base_is_refused():
-    from language_adapters.base_model import BaseModelSpec
+    from language_adapters.settings import BaseModelSpec
 
     with pytest.raises(ConfigError, match=r"dropout must be in \[0, 1\), got 1.5"):
         BaseModelSpec(dropout=1.5)
@@ -70,8 +70,9 @@ def test_out_of_range_dropout_of_a_built_base_is_refused():
 
 def test_a_loss_that_turns_non_finite_fails_the_stage_and_saves_nothing(tiny_base_dir, tiny_language_adapter, toy_ner,
                                                                          tmp_path):
-    from task_adapters.data import LabeledSource
-    from task_adapters.train import TaskAdapterTraining, train_task_adapter
+    from tagging.sources import LabeledSource
+    from task_adapters.settings import TaskAdapterTraining
+    from task_adapters.train import train_task_adapter
 
     huge = TaskAdapterTraining(epochs=2, batch_size=8, learning_rate=1e30, warmup_ratio=0.0, max_length=48,
                                max_grad_norm=0.0)  # finite, but it blows every weight up at the first step

@@ -1,7 +1,10 @@
 """The fast demo end to end, as a user runs it: `madx run`, then `madx add-language`, then `madx results`.
 
 The demo's own config (configs/demo-fast.yaml) is copied with its output folder moved into a
-temporary directory, so the test never writes into the checkout.
+temporary directory, so the test never writes into the checkout. `madx run` is the installed
+command in a subprocess, with no Prefect server configured (it starts and stops its own, as in a
+terminal); the commands after it run through the same entry point in this process, against the
+session's Prefect test API (a subprocess would add ~10 s of imports and prove nothing more).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from flows_support import run_madx
 
 REPO = Path(__file__).resolve().parents[1]
 MADX = Path(sys.executable).with_name("madx")
@@ -84,24 +89,25 @@ def test_the_runs_prefect_server_is_gone_when_it_returns(demo_run):
         assert sock.connect_ex(("127.0.0.1", ports.pop())) != 0
 
 
-def test_add_language_in_one_command_appears_in_the_comparison(demo_run, fast_config):
+def test_add_language_in_one_command_appears_in_the_comparison(demo_run, fast_config, prefect_api, capfd, monkeypatch):
     out = Path(yaml.safe_load(fast_config.read_text())["output_dir"])
-    result = madx("add-language", "es", "--corpus", str(REPO / "data" / "udhr" / "es.txt"), "--config", str(fast_config))
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = run_madx(capfd, monkeypatch, "add-language", "es", "--corpus", REPO / "data" / "udhr" / "es.txt",
+                      "--config", fast_config)
+    assert result.code == 0, result.out[-3000:] + result.err[-3000:]
     assert (out / "adapters" / "language" / "es" / "adapter.safetensors").is_file()
     rows = json.loads((out / "report" / "results.json").read_text())
     assert {r["language"] for r in rows} == {"es", "sw", "yo"}  # the earlier results are kept
-    table = madx("results", str(fast_config))
-    assert table.returncode == 0 and "es" in table.stdout and "sw" in table.stdout
+    table = run_madx(capfd, monkeypatch, "results", fast_config)
+    assert table.code == 0 and "es" in table.out and "sw" in table.out
 
 
-def test_rerun_reuses_unchanged_adapters(demo_run, fast_config):
-    result = madx("train-language", "sw", "--config", str(fast_config))
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "reused (unchanged)" in result.stdout
+def test_rerun_reuses_unchanged_adapters(demo_run, fast_config, prefect_api, capfd, monkeypatch):
+    result = run_madx(capfd, monkeypatch, "train-language", "sw", "--config", fast_config)
+    assert result.code == 0, result.err[-2000:]
+    assert "reused (unchanged)" in result.out
 
 
-def test_a_user_error_inside_a_flow_is_one_line(demo_run, fast_config, tmp_path):
+def test_a_user_error_inside_a_flow_is_one_line(demo_run, fast_config, tmp_path, prefect_api, capfd, monkeypatch):
     """A corpus in the wrong encoding fails inside the flow: exit 1, the file and line, no traceback."""
     raw = yaml.safe_load(fast_config.read_text())
     bad = tmp_path / "latin1.txt"
@@ -109,8 +115,7 @@ def test_a_user_error_inside_a_flow_is_one_line(demo_run, fast_config, tmp_path)
     raw["languages"]["sw"]["corpus"] = str(bad)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    result = madx("train-language", "sw", "--config", str(path))
-    assert result.returncode == 1
-    assert "Traceback" not in result.stdout + result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: {bad}:2: not UTF-8 (byte 3 of the line is 0xe9); re-encode the corpus as UTF-8"]
+    result = run_madx(capfd, monkeypatch, "train-language", "sw", "--config", path)
+    assert result.code == 1
+    assert "Traceback" not in result.out + result.err
+    assert result.errors == [f"error: {bad}:2: not UTF-8 (byte 3 of the line is 0xe9); re-encode the corpus as UTF-8"]

@@ -1,20 +1,17 @@
 """Orchestration and tracking: the Prefect flows end to end on a tiny model, the MLflow run tree,
 caching, failures and retries, the CLI, config validation and the Dask task runner.
 
-Costs are shared: one Prefect test harness for the module (its start costs seconds), one trained
-pipeline (`trained`) whose adapters later tests copy so that only the stage under test runs, and
-one migrated MLflow SQLite store (conftest's `mlflow_template`) copied into each test's output
-folder (creating a fresh store costs ~10 s of schema migrations here). Each pipeline still uses its default store location,
-`<output_dir>/mlflow.db`.
+Costs are shared (conftest): the session's one Prefect test API (`prefect_api`), the session's one
+trained pipeline (`trained_pipeline`) whose adapters later tests copy so that only the stage under
+test runs, and one migrated MLflow SQLite store (`mlflow_template`) copied into each test's output
+folder (creating a fresh store costs ~10 s of schema migrations). Each pipeline still uses its
+default store location, `<output_dir>/mlflow.db`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import os
 import shutil
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,51 +20,20 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from flows_support import all_runs, children, new_pipeline, runs_where, tracker_for, write_corpus, write_pipeline
+from flows_support import (all_runs, children, new_pipeline, run_madx, runs_where, torch_threads_kept, tracker_for,
+                           write_corpus, write_pipeline)
 from madx.errors import AdapterLoadError, ConfigError, DataError
 
 
 # -- shared fixtures ------------------------------------------------------------------------------
-@pytest.fixture(scope="module", autouse=True)
-def prefect_api():
-    """One temporary Prefect API (SQLite) for every flow of this module (the only one of the session;
-    it stops when the module is done); yields its URL. A tracking
-    server configured in the environment would win over each test's own store: unset it."""
-    import prefect.settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    with pytest.MonkeyPatch.context() as patch, prefect_test_harness(server_startup_timeout=180):
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        yield prefect.settings.PREFECT_API_URL.value()
+@pytest.fixture(autouse=True)
+def _prefect(prefect_api):
+    """Every flow of this module runs against the session's Prefect test API (conftest)."""
 
 
-@pytest.fixture(scope="module")
-def trained(prefect_api, tmp_path_factory, tiny_base_dir, toy_ner, mlflow_template):
-    """The whole pipeline run once (en + sw language adapters, a ner task adapter, sw zero-shot).
-    Tests may add runs to its store; they leave its first run and `adapters` (a copy) alone."""
-    from flows.config import load_pipeline_config
-    from flows.pipeline import madx_pipeline
-
-    folder = tmp_path_factory.mktemp("pipeline")
-    config_path = new_pipeline(folder, tiny_base_dir, toy_ner, mlflow_template, ("en", "sw"))
-    with torch_threads_kept():
-        summary = madx_pipeline(str(config_path))
-    snapshot = folder / "adapters-after-first-run"
-    shutil.copytree(folder / "out" / "adapters", snapshot)
-    return SimpleNamespace(config_path=config_path, config=load_pipeline_config(config_path), summary=summary,
-                           folder=folder, out=folder / "out", adapters=snapshot, base=str(tiny_base_dir))
-
-
-@contextlib.contextmanager
-def torch_threads_kept():
-    """Flows size torch's (process-wide) thread pool for their workers; give it back afterwards."""
-    import torch
-
-    threads = torch.get_num_threads()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+@pytest.fixture
+def trained(trained_pipeline):
+    return trained_pipeline
 
 
 @pytest.fixture(autouse=True)
@@ -320,9 +286,9 @@ def test_unchanged_adapters_are_reused_and_force_retrains(trained):
 def test_a_stage_retrains_when_its_inputs_change(trained, make_pipeline, tmp_path):
     """The stage function alone (`task.fn`, no Prefect): the cache key follows the corpus content."""
     from flows.config import load_pipeline_config
-    from flows.pipeline import tracking_target
+    from flows.pipeline import language_job, tracking_target
     from madx import read_adapter_config
-    from tasks.stages import train_language_adapter_task
+    from tasks.stages import StageContext, train_language_adapter_task
     from tasks.tracking import Tracker
 
     config_path = make_pipeline(tmp_path, ("en", "sw"), adapters=trained.adapters)
@@ -330,12 +296,13 @@ def test_a_stage_retrains_when_its_inputs_change(trained, make_pipeline, tmp_pat
     target = tracking_target(config)
     tracker = Tracker(target)
     parent = tracker.start("test parent", {"madx.kind": "test"})
+    context = StageContext(str(config.output_dir), target, parent, config.fingerprint(), threads=1)
 
-    unchanged = train_language_adapter_task.fn(config, "sw", trained.base, target, parent)
+    unchanged = train_language_adapter_task.fn(context, language_job(config, "sw"), trained.base)
     assert unchanged.reused and unchanged.run_id is None
     with (tmp_path / "corpora" / "sw.txt").open("a", encoding="utf-8") as corpus:
         corpus.write("Mstari mpya wa maandishi.\n")
-    changed = train_language_adapter_task.fn(config, "sw", trained.base, target, parent)
+    changed = train_language_adapter_task.fn(context, language_job(config, "sw"), trained.base)
     assert not changed.reused and changed.sha256 != unchanged.sha256
     tracker.finish(parent)
     run = tracker.client.get_run(changed.run_id)
@@ -479,18 +446,13 @@ def test_transient_only_retries_what_can_pass_by_itself(error, retried):
 
 
 # -- 4. the CLI -----------------------------------------------------------------------------------
-def test_add_language_from_the_cli(trained, toy_ner):
-    from typer.testing import CliRunner
-
-    from madx.cli import app
-
+def test_add_language_from_the_cli(trained, toy_ner, capfd, monkeypatch):
     corpus = write_corpus(trained.folder / "new" / "yo.txt", "yo")
-    runner = CliRunner()
-    result = runner.invoke(app, ["add-language", "yo", "--corpus", str(corpus), "--config", str(trained.config_path),
-                                 "--test", f"ner={toy_ner / 'test.conll'}"])
-    assert result.exit_code == 0, (result.output, result.exception)
+    result = run_madx(capfd, monkeypatch, "add-language", "yo", "--corpus", corpus, "--config", trained.config_path,
+                      "--test", f"ner={toy_ner / 'test.conll'}")
+    assert result.code == 0, (result.out, result.err)
     adapter = trained.out / "adapters" / "language" / "yo"
-    assert f"language adapter yo: {adapter}" in " ".join(result.output.split())
+    assert f"language adapter yo: {adapter}" in " ".join(result.out.split())
     assert (adapter / "adapter_config.json").is_file()
 
     runs = all_runs(trained.config_path)
@@ -507,21 +469,17 @@ def test_add_language_from_the_cli(trained, toy_ner):
     report = (trained.out / "report" / "results.csv").read_text(encoding="utf-8")
     assert ",yo," in report and ",sw," in report
     assert "yo" in (trained.out / "report" / "report.md").read_text(encoding="utf-8")
-    table = runner.invoke(app, ["results", str(trained.config_path)])
-    assert table.exit_code == 0, table.output
-    lines = {line.split()[1] for line in table.output.splitlines() if line.startswith("│ ") and len(line.split()) > 2}
+    table = run_madx(capfd, monkeypatch, "results", trained.config_path)
+    assert table.code == 0, table.err
+    lines = {line.split()[1] for line in table.out.splitlines() if line.startswith("│ ") and len(line.split()) > 2}
     assert {"yo", "sw"} <= lines
 
 
-def test_a_copied_output_folder_works_on_its_own(trained, tmp_path):
+def test_a_copied_output_folder_works_on_its_own(trained, tmp_path, capfd, monkeypatch):
     """`cp -r` of a finished pipeline folder (config, corpora, output) elsewhere: `madx results` reads
     the copy's store, `add-language` reuses every adapter of the copy, logs its new artifacts into
     the copy, and the original folder is not touched. (The new language has no test set: that is
     said on the run.)"""
-    from typer.testing import CliRunner
-
-    from madx.cli import app
-
     def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
         return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
                 for p in folder.rglob("*") if p.is_file()}
@@ -530,15 +488,13 @@ def test_a_copied_output_folder_works_on_its_own(trained, tmp_path):
     copy = tmp_path / "elsewhere" / "pipeline"
     shutil.copytree(trained.folder, copy, copy_function=shutil.copyfile)  # new place, new modification times
     config = copy / "pipeline.yaml"
-    runner = CliRunner()
-
-    table = runner.invoke(app, ["results", str(config)])
-    assert table.exit_code == 0, (table.output, table.exception)
-    assert any(line.startswith("│ sw") for line in table.output.splitlines())
+    table = run_madx(capfd, monkeypatch, "results", config)
+    assert table.code == 0, table.err
+    assert any(line.startswith("│ sw") for line in table.out.splitlines())
 
     corpus = write_corpus(copy / "corpora" / "de.txt", "de")
-    added = runner.invoke(app, ["add-language", "de", "--corpus", str(corpus), "--config", str(config)])
-    assert added.exit_code == 0, (added.output, added.exception)
+    added = run_madx(capfd, monkeypatch, "add-language", "de", "--corpus", corpus, "--config", config)
+    assert added.code == 0, (added.out, added.err)
     runs = all_runs(config)
     flow_run = one(runs_where(runs, kind="add_language", language="de"))
     assert flow_run.data.tags["madx.not_evaluated"] == "no test set for task ner"
@@ -553,8 +509,8 @@ def test_a_copied_output_folder_works_on_its_own(trained, tmp_path):
 
 
 def test_cli_config_error_is_one_line(trained, tmp_path, monkeypatch, capsys):
-    """`madx.cli.main` (the console script) on a config with an unknown key: exit 1, one line."""
-    from madx import cli
+    """`cli.main.main` (the console script) on a config with an unknown key: exit 1, one line."""
+    from cli import main as cli
 
     bad = yaml.safe_load(trained.config_path.read_text(encoding="utf-8"))
     bad["runner"]["workers"] = 4
@@ -569,18 +525,13 @@ def test_cli_config_error_is_one_line(trained, tmp_path, monkeypatch, capsys):
     assert err.strip().splitlines() == [f"error: {bad_path}: runner.workers: unknown key"]
 
 
-def test_cli_error_inside_a_flow_is_one_line(trained, prefect_api, tmp_path):
-    """The installed `madx` command, as a user runs it, on a language the config does not have (the
-    flow itself rejects it, so Prefect runs): exit 1, one line naming the language."""
-    env = {**os.environ, "PREFECT_API_URL": prefect_api, "COLUMNS": "200"}
-    executable = Path(sys.executable).with_name("madx")
-    command = [str(executable)] if executable.exists() else [sys.executable, "-m", "madx.cli"]
-    result = subprocess.run([*command, "train-language", "xx", "--config", str(trained.config_path)],
-                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "language 'xx' is not in" in errors[0] and "['en', 'sw']" in errors[0], result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
+def test_cli_error_inside_a_flow_is_one_line(trained, tmp_path, capfd, monkeypatch):
+    """`madx train-language` on a language the config does not have (the flow itself rejects it, so
+    Prefect runs): exit 1, one line naming the language. (test_demo runs the installed command.)"""
+    result = run_madx(capfd, monkeypatch, "train-language", "xx", "--config", trained.config_path)
+    assert result.code == 1, (result.out, result.err)
+    assert len(result.errors) == 1 and "language 'xx' is not in" in result.errors[0], result.err
+    assert "['en', 'sw']" in result.errors[0] and "Traceback" not in result.out + result.err
 
 
 # -- 5. config validation (no Prefect) ------------------------------------------------------------

@@ -10,23 +10,11 @@ import pytest
 import torch
 
 from madx.errors import ConfigError, DataError
-from task_adapters.data import (
-    ALIGNMENT_COLUMNS,
-    IGNORE_INDEX,
-    MODEL_COLUMNS,
-    LabeledSource,
-    LabelSet,
-    TaggedCorpus,
-    TaggedSentence,
-    check_iob2,
-    check_known_tags,
-    detect_scheme,
-    encode_tagged,
-    load_labeled,
-    predictions_to_tags,
-    read_conll,
-    read_conllu,
-)
+from tagging.alignment import ALIGNMENT_COLUMNS, IGNORE_INDEX, MODEL_COLUMNS, encode_tagged, predictions_to_tags
+from tagging.corpus import TaggedCorpus, TaggedSentence
+from tagging.readers import load_labeled, read_conll, read_conllu
+from tagging.scheme import LabelSet, check_iob2, check_known_tags, detect_scheme
+from tagging.sources import LabeledSource
 
 datasets.disable_progress_bars()
 

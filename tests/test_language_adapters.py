@@ -8,9 +8,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from language_adapters.corpus import CorpusSource, load_corpus, read_text_lines
+from language_adapters.corpus import load_corpus, read_text_lines
+from language_adapters.settings import CorpusSource
 from language_adapters.mlm import chunk_corpus, mask_tokens, pad_batch
-from language_adapters.train import LanguageAdapterTraining, train_language_adapter
+from language_adapters.settings import LanguageAdapterTraining
+from language_adapters.train import train_language_adapter
 from madx import AdapterModel, ConfigError, DataError, load_adapter, read_adapter_config
 
 FAST = dict(steps=60, batch_size=4, learning_rate=1e-2, warmup_steps=0, max_length=32, eval_every=10, log_every=5, checkpoint_every=0)

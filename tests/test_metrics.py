@@ -8,7 +8,7 @@ import pytest
 from seqeval.metrics import f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2
 
-from evaluation.metrics import flatten_scores, score_tagging
+from tagging.metrics import flatten_scores, score_tagging
 
 GOLD = [
     ["B-PER", "I-PER", "O", "B-LOC", "O"],

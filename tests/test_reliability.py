@@ -2,7 +2,7 @@
 language-adapter training, two pipelines at once on one store and one output folder, files that
 must not be trusted, and no credentials in what madx prints or tracks.
 
-Bad input runs the console script's entry point (`madx.cli.main`, what `madx ...` calls) in this
+Bad input runs the console script's entry point (`cli.main.main`, what `madx ...` calls) in this
 process against one Prefect test API; the crash and concurrency tests run the installed `madx` in
 subprocesses. For every bad input the user gets: exit status 1; exactly one `error:` line that
 says what is wrong, where (file, line, key) and what was expected; no traceback; every MLflow run
@@ -27,66 +27,32 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-import torch
 import yaml
 
-from flows_support import CORPUS_LINES, all_runs, new_pipeline, runs_where, tracker_for, write_pipeline
+from flows_support import (CORPUS_LINES, MADX_COMMAND, all_runs, run_madx, runs_where, subprocess_env,
+                           torch_threads_kept, tracker_for, write_pipeline)
 from madx.fileutil import sha256_of_directory
 
-MADX = Path(sys.executable).with_name("madx")
-MADX_COMMAND = [str(MADX)] if MADX.exists() else [sys.executable, "-m", "madx.cli"]
-
-
 # -- shared fixtures ------------------------------------------------------------------------------
-@pytest.fixture(scope="module", autouse=True)
-def prefect_api():
-    """One temporary Prefect API for this module's flows (in process and in subprocesses); a
-    tracking server set in the environment would win over each test's own store: unset it."""
-    import prefect.settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    with pytest.MonkeyPatch.context() as patch, prefect_test_harness(server_startup_timeout=180):
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        yield prefect.settings.PREFECT_API_URL.value()
+@pytest.fixture(autouse=True)
+def _prefect(prefect_api):
+    """Every flow of this module (in process and in subprocesses) uses the session's Prefect test API."""
 
 
 @pytest.fixture(autouse=True)
 def keep_torch_threads():
-    """Flows size torch's process-wide thread pool for their workers; give it back afterwards."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads_kept():
+        yield
 
 
-@pytest.fixture(scope="module")
-def saved_adapters(tmp_path_factory, tiny_base_dir, toy_ner, mlflow_template):
-    """en + sw language adapters and the ner task adapter, trained once by the pipeline (so their
-    cache keys match a fresh copy of the same pipeline): a copy is what a user saved earlier."""
-    from flows.pipeline import train_language_adapter, train_task_adapter
-
-    folder = tmp_path_factory.mktemp("saved")
-    config = new_pipeline(folder, tiny_base_dir, toy_ner, mlflow_template, ("en", "sw"))
-    train_task_adapter(str(config), "ner")
-    train_language_adapter(str(config), "sw")
-    return folder / "out" / "adapters"
-
-
-def run_madx(capfd, monkeypatch, *argv) -> SimpleNamespace:
-    """`madx ARGV...` through the console script's entry point, in this process."""
-    from madx import cli
-
-    capfd.readouterr()
-    monkeypatch.setattr(sys, "argv", ["madx", *map(str, argv)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exited:
-        code = exited.code
-    out, err = capfd.readouterr()
-    return SimpleNamespace(code=code, out=out, err=err, errors=[line for line in err.splitlines() if line.startswith("error:")])
+@pytest.fixture
+def saved_adapters(trained_pipeline):
+    """en + sw language adapters and the ner task adapters of the session's trained pipeline (the
+    same settings as `make_pipeline`'s, so their cache keys match a fresh copy of that pipeline): a
+    copy is what a user saved earlier."""
+    return trained_pipeline.adapters
 
 
 def store_runs(out: Path) -> list:
@@ -391,13 +357,6 @@ def one(runs: list):
 
 
 # -- 2. crashes -----------------------------------------------------------------------------------
-def subprocess_env(prefect_api: str) -> dict[str, str]:
-    env = {**os.environ, "PREFECT_API_URL": prefect_api, "COLUMNS": "200", "OMP_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return env
-
-
 LONGER_TRAINING = {"steps": 120, "checkpoint_every": 10, "eval_every": 120, "log_every": 10}
 
 
@@ -450,7 +409,9 @@ def test_sigkill_during_language_adapter_training_then_the_same_command_resumes(
     assert trainings[1].data.tags["madx.resumed_from_step"] == str(stopped_at)
 
 
-STOPPABLE = {"steps": 2000, "checkpoint_every": 0, "eval_every": 2000, "log_every": 10}
+# Long enough that Ctrl-C (sent once both languages passed step 20) always lands mid-training, short
+# enough that the resumed and the uninterrupted runs finish in seconds.
+STOPPABLE = {"steps": 300, "checkpoint_every": 0, "eval_every": 300, "log_every": 10}
 
 
 def start_madx(argv: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -489,8 +450,7 @@ def test_ctrl_c_during_madx_run_stops_within_seconds_and_the_same_command_resume
     stopped = make_pipeline(tmp_path / "stopped", ("en", "sw"), edit=longer)
     straight = make_pipeline(tmp_path / "straight", ("en", "sw"), edit=longer)
     out = stopped.parent / "out"
-    env = subprocess_env("unused")
-    env.pop("PREFECT_API_URL")  # as in a terminal: the command starts its own temporary API server
+    env = subprocess_env(None)  # as in a terminal: the command starts its own temporary API server
 
     log = tmp_path / "stopped.log"
     process = start_madx(["run", str(stopped)], log, env)
@@ -541,7 +501,7 @@ def test_two_language_pipelines_at_once_on_one_store_and_output_folder(tmp_path,
     """Two `madx train-language` processes (en and sw) on one config: one output folder and one
     SQLite tracking store, created by whichever comes first (no store exists before)."""
     config = write_pipeline(tmp_path, tiny_base_dir, toy_ner, ("en", "sw"),
-                            edit=lambda data: data["language_adapter"].update(steps=400, eval_every=400, log_every=50))
+                            edit=lambda data: data["language_adapter"].update(steps=200, eval_every=200, log_every=50))
     out = tmp_path / "out"
     assert not out.exists()
     processes = {}
@@ -623,7 +583,7 @@ def test_weights_are_read_only_from_safetensors_or_weights_only_pickles():
 
     root = Path(__file__).resolve().parents[1]
     problems = []
-    for package in ("madx", "language_adapters", "task_adapters", "evaluation", "tasks", "flows"):
+    for package in ("madx", "tagging", "language_adapters", "task_adapters", "evaluation", "tasks", "flows", "cli"):
         for path in sorted((root / package).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if not isinstance(node, ast.Call):
@@ -691,7 +651,7 @@ def test_an_unreachable_tracking_store_is_one_line_without_its_password(make_pip
 def test_log_records_and_tracebacks_lose_their_credentials():
     """The CLI's log filter (on Prefect's run loggers) masks user:password in a record's message
     and in its traceback, e.g. an error from a tracking server that fails mid-run."""
-    from madx.cli_pipeline import _UserErrorFilter
+    from cli.pipeline import _UserErrorFilter
 
     try:
         raise RuntimeError("API request to https://bob:hunter2@mlflow.example.org/api failed")
@@ -705,7 +665,8 @@ def test_log_records_and_tracebacks_lose_their_credentials():
 
 def test_a_label_set_mixing_iob2_with_other_tags_is_refused():
     from madx.errors import DataError
-    from task_adapters.data import LabelSet, TaggedSentence
+    from tagging.corpus import TaggedSentence
+    from tagging.scheme import LabelSet
 
     with pytest.raises(DataError, match=re.escape("tags ['LOC'] are outside the IOB2 scheme of the other tags")):
         LabelSet(("O", "B-PER", "I-PER", "LOC"))

@@ -42,7 +42,7 @@ def _tool(name: str) -> list[str]:
     script = Path(sys.executable).with_name(name)
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-m", "madx.cli" if name == "madx" else name]
+    return [sys.executable, "-m", "cli.main" if name == "madx" else name]
 
 
 def _env(prefect_home: Path, **extra: str) -> dict[str, str]:
@@ -177,7 +177,7 @@ def test_serve_without_a_server_says_how_to_start_one(tmp_path):
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from typer.testing import CliRunner
 
-    from madx.cli import app
+    from cli.main import app
     from madx.errors import MadxError
 
     # The config is not even read: the missing server is the first thing checked, before slow imports.
@@ -204,7 +204,7 @@ def test_serve_with_an_unreachable_server_says_how_to_start_one():
 def test_server_commands_bind_loopback_unless_told(command):
     from typer.testing import CliRunner
 
-    from madx.cli import app
+    from cli.main import app
 
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
     assert result.exit_code == 0, result.output
@@ -219,14 +219,14 @@ def test_server_commands_bind_loopback_unless_told(command):
     ("0.0.0.0", False, "127.0.0.1"), ("::", False, "::1"), ("192.168.1.20", False, "192.168.1.20"),
 ])
 def test_binding_addresses(host, loopback, probe):
-    from madx.cli_servers import _is_loopback, _probe_host
+    from cli.servers import _is_loopback, _probe_host
 
     assert _is_loopback(host) is loopback  # anything else prints a warning before the server starts
     assert _probe_host(host) == probe  # where the health check looks
 
 
 def test_server_refuses_a_busy_port():
-    from madx.cli_servers import _check_port_free
+    from cli.servers import _check_port_free
     from madx.errors import MadxError
 
     with socket.socket() as busy:
@@ -292,12 +292,10 @@ def test_served_language_deployment_runs_on_a_real_server(tmp_path, tiny_base_di
         # Ctrl-C stops `madx serve`, which pauses its deployment's schedule; SIGTERM stops `madx ui`.
         ui.send_signal(signal.SIGTERM)
         assert ui.wait(timeout=60) == 0, log("ui")
-        _stop(serve, signal.SIGINT, grace=150)  # pausing schedules is API work: slow on a loaded machine
-        if serve.returncode != 0:
-            # Known issue, seen in two full-suite runs on clean clones (not when this file runs alone):
-            # after a completed run, `madx serve` sometimes does not return from Ctrl-C and had to be
-            # killed. Everything before it (registration, the triggered run, tracking) passed above.
-            pytest.xfail(f"madx serve did not exit within 150 s of Ctrl-C: {log('serve')[-400:]}")
+        # Pausing schedules is API work, slow on a loaded machine; should Prefect's shutdown hang (it
+        # did in two full-suite runs), madx serve's watchdog pauses them itself after 60 s and exits.
+        _stop(serve, signal.SIGINT, grace=120)
+        assert serve.returncode == 0, log("serve")
         assert _http(f"{api}/deployments/{registered['id']}")["paused"] is True
     finally:
         for name in ("ui", "serve"):

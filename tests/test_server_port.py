@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from flows_support import descendants, start_time
-from madx.cli_servers import prefect_server_settings
+from cli.servers import prefect_server_settings
 
 
 def _free_port() -> int:
@@ -40,7 +40,7 @@ def _get(url: str, timeout: float = 5):
 
 def _madx() -> list[str]:
     script = Path(sys.executable).with_name("madx")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "madx.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "cli.main"]
 
 
 # -- the settings handed to `prefect server start` -----------------------------------------------

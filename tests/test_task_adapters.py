@@ -8,8 +8,10 @@ import pytest
 from safetensors.torch import load_file
 
 from madx import DataError, read_adapter_config
-from task_adapters.data import LabeledSource, LabelSet
-from task_adapters.train import TaskAdapterTraining, train_task_adapter
+from tagging.scheme import LabelSet
+from tagging.sources import LabeledSource
+from task_adapters.settings import TaskAdapterTraining
+from task_adapters.train import train_task_adapter
 
 FAST = TaskAdapterTraining(epochs=8, batch_size=8, learning_rate=3e-2, warmup_ratio=0.0, max_length=48)
 

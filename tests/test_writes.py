@@ -15,7 +15,7 @@ from madx.fileutil import atomic_directory, atomic_write_text, sha256_of_directo
 
 
 def run_madx(capsys, monkeypatch, *argv: str) -> tuple[int, str]:
-    from madx import cli
+    from cli import main as cli
 
     monkeypatch.setattr(sys, "argv", ["madx", *argv])
     code = 0

@@ -10,12 +10,15 @@ from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from evaluation.metrics import score_tagging
-from evaluation.predict import predict_label_ids
 from evaluation.report import write_report
 from evaluation.zero_shot import evaluate_zero_shot
 from madx import AdapterModel, ConfigError, Stack, load_adapter
-from task_adapters.data import LabeledSource, LabelSet, encode_tagged, load_labeled
+from tagging.alignment import encode_tagged
+from tagging.metrics import score_tagging
+from tagging.predict import predict_label_ids
+from tagging.readers import load_labeled
+from tagging.scheme import LabelSet
+from tagging.sources import LabeledSource
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from madx.cli_help import examples
+from cli.help import examples
 from madx.errors import MadxError
 
 app = typer.Typer(
@@ -62,12 +62,11 @@ def presets(
 
 
 def _register_commands() -> None:
-    from madx import cli_adapterhub, cli_pipeline
-    from madx import cli_servers
+    from cli import adapterhub, pipeline, servers
 
-    cli_pipeline.register(app)
-    cli_adapterhub.register(app)
-    cli_servers.register(app)
+    pipeline.register(app)
+    adapterhub.register(app)
+    servers.register(app)
 
 
 _register_commands()

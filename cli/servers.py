@@ -27,8 +27,8 @@ import typer
 from rich.console import Console
 
 from flows.api_server import wait_healthy
-from madx.cli_help import examples
-from madx.cli_pipeline import DEFAULT_CONFIG
+from cli.help import examples
+from cli.pipeline import DEFAULT_CONFIG
 from madx.errors import MadxError
 
 console = Console(soft_wrap=True, highlight=False)  # URLs and commands stay on one line, copyable
@@ -98,7 +98,7 @@ def serve(
 
     url = require_prefect_server()  # first: the likeliest problem, found before the slow imports
 
-    from madx.cli_pipeline import quiet_environment
+    from cli.pipeline import quiet_environment
 
     quiet_environment()  # inherited by the flow runs' subprocesses
     from flows.config import load_pipeline_config

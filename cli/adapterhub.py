@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from madx.cli_help import examples
+from cli.help import examples
 
 
 def import_adapterhub(

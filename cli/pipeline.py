@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from madx.cli_help import examples
+from cli.help import examples
 
 console = Console()
 
@@ -28,8 +28,9 @@ DEFAULT_CONFIG = Path(os.environ.get("MADX_CONFIG", "configs/demo.yaml"))
 
 
 def flow_command() -> Callable[..., dict]:
-    """The first step of every flow command: returns `call_flow(flow, config, **parameters)`, which
-    runs the flow under a live progress display (one bar per training stage).
+    """The first step of every flow command once its config is validated: returns
+    `call_flow(flow, config, **parameters)`, which runs the flow under a live progress display (one
+    bar per training stage).
 
     Prefect's temporary API server (when no server is configured) is started first, so that it
     comes up while this process imports everything else (flows/api_server.py); Prefect is
@@ -108,11 +109,12 @@ MaxWorkersOpt = Annotated[int | None, typer.Option(
 
 def run(config: ConfigArg, force: ForceOpt = False, max_workers: MaxWorkersOpt = None) -> None:
     """Run the whole pipeline: base model, language adapters, task adapters, zero-shot matrix, report."""
-    call_flow = flow_command()
     from flows.config import load_pipeline_config
+
+    loaded = load_pipeline_config(config)  # validated before anything heavy loads or any server starts
+    call_flow = flow_command()
     from flows.pipeline import madx_pipeline
 
-    loaded = load_pipeline_config(config)  # validate before any flow runs
     started = time.perf_counter()
     summary = call_flow(madx_pipeline, config, force=force, max_workers=max_workers)
     print_summary(loaded, summary, time.perf_counter() - started)
@@ -136,18 +138,14 @@ def add_language(
         if not sep or not task_name or not path:
             raise ConfigError(f"--test takes TASK=PATH, got {item!r}")
         tests[task_name] = path
-    if schedule is not None:  # said at once (costs the config module's imports before the server starts)
-        from flows.config_edit import check_schedule
+    from flows.config import load_pipeline_config
+    from flows.config_edit import check_schedule, corpus_for_flow, plan_language
 
+    if schedule is not None:
         try:
             check_schedule(schedule)
         except ConfigError as error:
             raise ConfigError(f"--schedule: {error}") from None
-    call_flow = flow_command()
-    from flows.config import load_pipeline_config
-    from flows.config_edit import corpus_for_flow, plan_language
-    from flows.pipeline import add_language as add_language_flow
-
     loaded = load_pipeline_config(config)
     if code not in loaded.languages and corpus is not None:
         loaded.with_language(code, corpus)  # a bad code or a missing corpus file: said before any flow runs
@@ -156,6 +154,9 @@ def add_language(
         if not os.access(config, os.W_OK) or not config.stat().st_mode & 0o222:
             console.print(f"[yellow]warning:[/] {config} is read-only: --save will print the lines to add instead",
                           highlight=False, soft_wrap=True)
+    call_flow = flow_command()
+    from flows.pipeline import add_language as add_language_flow
+
     started = time.perf_counter()
     # A relative path is relative to here: made absolute, it is the corpus the config will name.
     given = corpus_for_flow(corpus) if corpus is not None else None
@@ -205,11 +206,12 @@ def train_language(
     force: ForceOpt = False,
 ) -> None:
     """Train one configured language's adapter (reused when nothing changed)."""
-    call_flow = flow_command()
     from flows.config import load_pipeline_config
+
+    load_pipeline_config(config).require_language(language)  # said before anything heavy loads
+    call_flow = flow_command()
     from flows.pipeline import train_language_adapter
 
-    load_pipeline_config(config).require_language(language)  # say so before any flow runs
     summary = call_flow(train_language_adapter, config, language=language, force=force)
     _print_adapter(summary, f"language adapter {language}")
 
@@ -220,11 +222,12 @@ def train_task(
     force: ForceOpt = False,
 ) -> None:
     """Train one task adapter on the source language (its language adapter first, if needed)."""
-    call_flow = flow_command()
     from flows.config import load_pipeline_config
+
+    load_pipeline_config(config).require_task(task_name)  # said before anything heavy loads
+    call_flow = flow_command()
     from flows.pipeline import train_task_adapter
 
-    load_pipeline_config(config).require_task(task_name)
     summary = call_flow(train_task_adapter, config, task_name=task_name, force=force)
     _print_adapter(summary, f"task adapter {task_name}")
 
@@ -234,11 +237,14 @@ def evaluate(
     language: Annotated[list[str] | None, typer.Option(help="Only these target languages (repeatable).")] = None,
 ) -> None:
     """Score the zero-shot matrix (madx / en-la / no-la ...) and rewrite the report."""
-    call_flow = flow_command()
     from flows.config import load_pipeline_config
+
+    loaded = load_pipeline_config(config)  # validated before anything heavy loads
+    for code in language or []:
+        loaded.require_language(code)
+    call_flow = flow_command()
     from flows.pipeline import evaluate_zero_shot
 
-    loaded = load_pipeline_config(config)
     started = time.perf_counter()
     summary = call_flow(evaluate_zero_shot, config, languages=language or None)
     print_summary(loaded, summary, time.perf_counter() - started)

@@ -8,8 +8,10 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
-from evaluation.metrics import score_tagging, sentence_counts
-from task_adapters.data import LabelSet, TaggedCorpus, encode_tagged, predictions_to_tags
+from tagging.alignment import encode_tagged, predictions_to_tags
+from tagging.corpus import TaggedCorpus
+from tagging.metrics import score_tagging, sentence_counts
+from tagging.scheme import LabelSet
 
 
 def pad_rows(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:

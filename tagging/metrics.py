@@ -22,15 +22,14 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
 from seqeval.metrics.v1 import precision_recall_fscore_support, unique_labels
 from seqeval.scheme import IOB2, Entities
 
-Scheme = Literal["iob2", "plain"]
+from tagging.scheme import Scheme, is_iob2_tag
 
-_IOB2_TAG = re.compile(r"O|[BI]-.+")
 _METRIC_NAME_UNSAFE = re.compile(r"[^0-9A-Za-z_\-. /]")  # characters MLflow refuses in metric names
 
 
@@ -117,7 +116,7 @@ def _checked_lists(
 def _entity_scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, Any]:
     for name, sequences in (("gold", gold), ("predicted", pred)):
         for index, tags in enumerate(sequences):
-            bad = next((tag for tag in tags if not _IOB2_TAG.fullmatch(tag)), None)
+            bad = next((tag for tag in tags if not is_iob2_tag(tag)), None)
             if bad is not None:
                 raise ValueError(f"{name} sentence {index} (0-based): tag {bad!r} is not O, B-<type> or I-<type>")
     strict = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
