@@ -12,8 +12,9 @@ from torch import nn
 
 from madx import AdapterConfig, AdapterModel, ConfigError, Stack, preset
 from madx.layers import GlowCoupling, NICECoupling
+from madx.surgery import ARCHITECTURES
 
-MODEL_TYPES = ["xlm-roberta", "roberta", "bert"]
+MODEL_TYPES = sorted(ARCHITECTURES)  # every supported architecture: a new row of the surgery table is tested at once
 HEADS = ["bare", "mlm", "token"]
 
 

@@ -22,6 +22,8 @@ import yaml
 
 from flows_support import run_madx
 
+pytestmark = pytest.mark.slow  # the fast demo itself, as a subprocess
+
 REPO = Path(__file__).resolve().parents[1]
 MADX = Path(sys.executable).with_name("madx")
 

@@ -65,8 +65,13 @@ def test_pipeline_summary(trained):
     assert (Path(summary["adapters"]["task/ner/seed-1"]) / "head.safetensors").is_file()
     cells = {(row["task"], row["language"], row["setup"]): row for row in summary["rows"]}
     assert set(cells) == {("ner", "sw", setup) for setup in ("madx", "en-la", "no-la")}
-    for row in cells.values():
-        assert 0.0 <= row["f1"] <= 1.0 and row["source_language"] == "en" and row["n_sentences"] == 20
+    assert sorted((row["setup"], row["seed"]) for row in summary["rows"]) == [
+        (setup, seed) for setup in ("en-la", "madx", "no-la") for seed in (1, 2)]
+    for row in summary["rows"]:
+        assert row["source_language"] == "en" and row["n_sentences"] == 20
+    # en-la is each task adapter as trained, scored on text like its training data (the toy test set is
+    # English): above the majority-label baseline (entity F1 0), as its dev score had to be
+    assert all(row["f1"] > 0.05 for row in summary["rows"] if row["setup"] == "en-la"), summary["rows"]
 
 
 def test_same_config_and_seeds_give_the_same_adapters_and_scores_whatever_the_runner(
@@ -318,7 +323,7 @@ def test_stage_flows_reuse_and_evaluate(trained, make_pipeline, tmp_path):
     config = make_pipeline(tmp_path, ("en", "sw"), adapters=trained.adapters)
     task = train_task_adapter(str(config), "ner")
     assert task["reused"] is True and task["adapter"] == str(tmp_path / "out" / "adapters" / "task" / "ner" / "seed-1")
-    assert task["metrics"]["dev_f1"] >= 0
+    assert task["metrics"]["dev_f1"] > 0.05  # the reused adapter's own dev score, which passed the majority guard
 
     evaluated = evaluate_zero_shot(str(config), languages=["sw"])
     assert sorted((row["language"], row["setup"], row["seed"]) for row in evaluated["rows"]) == [
@@ -593,7 +598,7 @@ def test_config_paths_resolve_against_the_yaml_folder(tmp_path, tiny_base_dir, t
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
 
-    config = load_pipeline_config(Path("..") / "project" / "pipeline.yaml")
+    config = load_pipeline_config(Path("..") / "project" / path.name)  # relative to elsewhere, like a user's shell
     root = folder.resolve()
     assert config.output_dir == root / "out"
     assert config.corpus("sw").location == str(root / "corpora" / "sw.txt")

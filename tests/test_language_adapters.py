@@ -108,10 +108,23 @@ def test_mlm_loss_goes_down_and_only_the_adapter_is_saved(tiny_base_dir, toy_cor
     assert json.loads((tmp_path / "sw" / "metrics.json").read_text())["metrics"]["steps"] == 60
     keys = load_file(str(tmp_path / "sw" / "adapter.safetensors"))
     assert any(k.startswith("invertible.") for k in keys)
-    # the trained adapter loads into a fresh base and lowers the MLM loss there too
-    from transformers import AutoModelForMaskedLM
+    # the saved adapter, loaded into a fresh base, lowers the MLM loss there too (the same masks of the
+    # same text, with and without it): what is saved is what was trained
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from language_adapters.mlm import evaluate_mlm
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_base_dir))
+    text = chunk_corpus(load_corpus(toy_corpus), tokenizer, 32, 0.2, seed=0)
     am = AdapterModel(AutoModelForMaskedLM.from_pretrained(str(tiny_base_dir)))
     load_adapter(am, tmp_path / "sw")
+
+    def loss() -> float:
+        return evaluate_mlm(am.model, text.train + text.held_out, tokenizer, 8, 0.15, seed=1, device="cpu")["mlm_loss"]
+
+    am.set_active(None)
+    without = loss()
+    am.set_active("sw")
+    assert loss() < without - 0.05
     assert not (tmp_path / ".sw.checkpoint").exists()
 
 

@@ -31,6 +31,8 @@ from language_adapters.packaged_model import (
 from madx.errors import ConfigError, DataError
 from madx.packages import assets_dir, extract
 
+pytestmark = pytest.mark.slow  # the real encoder (multilingual-e5-small) from the asset cache
+
 E5 = "multilingual-e5-small"
 
 # ------------------------------------------------------------------------------------------------

@@ -644,7 +644,6 @@ def test_an_unreachable_tracking_store_is_one_line_without_its_password(make_pip
         logging.getLogger().removeHandler(handler)
 
     assert_one_line_failure(result, re.escape(f"cannot use the MLflow tracking store http://***@127.0.0.1:{port}/: ") + ".+")
-    assert "Connection refused" in result.errors[0] or "connect" in result.errors[0].lower()
     assert "s3cret" not in result.out + result.err + "\n".join(records)
 
 

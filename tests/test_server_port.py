@@ -26,6 +26,8 @@ import pytest
 from flows_support import descendants, start_time
 from cli.servers import prefect_server_settings
 
+pytestmark = pytest.mark.slow  # real `madx server` and `madx ui` processes
+
 
 def _free_port() -> int:
     with socket.socket() as probe:

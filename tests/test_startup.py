@@ -20,6 +20,8 @@ import pytest
 from madx.errors import MadxError
 from tasks.tracking import Tracker, TrackingTarget, store_template
 
+pytestmark = pytest.mark.slow  # Prefect API servers and the one-off databases, each started for real
+
 
 # -- the MLflow store template ---------------------------------------------------------------------
 def _tracker(folder: Path) -> Tracker:
