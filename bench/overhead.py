@@ -206,13 +206,13 @@ def child_plain(pipeline_yaml: Path, process_start: float) -> dict[str, Any]:
         if config.base_model.build:
             base = str(out / "base_model")
             build = config.base_model.build
-            build_base_model(build.corpora, base, build.base_model_spec(), cache_dir=out / "cache")
+            build_base_model(build.corpora, base, build.spec, cache_dir=out / "cache")
         else:
             base = base_model_name(config)  # a packaged model: its converted folder
         head = None
         if config.base_model.mlm_head == "warmup":
             corpora = {code: config.corpus(code) for code, language in config.languages.items() if not language.adapter}
-            head = warm_up_mlm_head(base, corpora, out / "mlm_head", config.head_warmup_training(),
+            head = warm_up_mlm_head(base, corpora, out / "mlm_head", config.head_warmup,
                                     cache_dir=out / "cache").head_file
         torch.set_num_threads(max(1, cores // config.runner.max_workers))
         languages = {}
@@ -229,8 +229,9 @@ def child_plain(pipeline_yaml: Path, process_start: float) -> dict[str, Any]:
         for name in sorted(config.tasks):
             task = config.tasks[name]
             folder = out / "adapters" / "task" / name
+            seed = config.seed_runs()[0].task_seed  # one task adapter: the first run's
             train_task_adapter(base, name, languages[config.source_language], config.labeled(name, "train"),
-                               config.labeled(name, "dev"), folder, config.task_training(),
+                               config.labeled(name, "dev"), folder, config.task_training(seed),
                                label_set=LabelSet(tuple(task.labels)) if task.labels else None)  # fmt: skip
             tests = {(name, code): config.labeled(name, "test", code) for code in config.target_languages(name)}
             rows += evaluate_zero_shot(base, {name: str(folder)}, languages, tests, config.evaluation.setups,

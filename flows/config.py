@@ -1,27 +1,33 @@
 """The pipeline configuration: one YAML file describes a whole MAD-X pipeline.
 
-Validated once, on load, before anything trains: unknown keys, wrong types, missing corpus or data
-files, unknown setups and languages without adapters are errors that name the key and the file.
-Relative paths are resolved against the folder of the YAML file, so a config works from any
-working directory. Imports no Prefect and no MLflow (the CLI validates configs without them).
+One schema: the pydantic models here hold the stage settings themselves (`language_adapter` is a
+LanguageAdapterTraining plus its `seeds`, `head_warmup` a HeadWarmup, ...), so every key is typed,
+described once (docs/configuration.md is written from these models by flows/config_docs.py) and
+checked once, on load, before anything trains: unknown keys, wrong types, non-finite numbers,
+missing corpus or data files, unknown setups and languages without adapters are errors that name
+the file and the dotted key. Relative paths are resolved against the folder of the YAML file, so a
+config works from any working directory. Imports no Prefect, no MLflow and no torch (the CLI
+validates configs without them).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable
-from dataclasses import dataclass
+import difflib
 import hashlib
 import json
-import math
 import os
 import re
+import types
 import typing
+from collections.abc import Hashable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError,
+                      WrapValidator, create_model, field_validator, model_validator)
 
 from evaluation.setups import DEFAULT_SETUPS, NEEDS_TARGET_ADAPTER, SETUPS
 from language_adapters.settings import BaseModelSpec, CorpusSource, HeadWarmup, LanguageAdapterTraining
@@ -34,63 +40,120 @@ _CODE = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Every section: frozen, no unknown keys, strict types ("2" is not an int, true is not a number),
+    finite numbers only (as the stage settings in language_adapters/ and task_adapters/)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 # Task adapters are trained once per seed unless the config says otherwise: one number says nothing
 # of how much it moves with the seed.
 DEFAULT_SEEDS = (1, 2, 3)
 
-def build_dataclass(cls, data: Any, where: str):
-    """Build a config dataclass from a mapping, naming unknown keys and bad values."""
-    if isinstance(data, cls):
-        return data
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
-    hints = typing.get_type_hints(cls)
-    for key, value in data.items():
-        expected = hints.get(key)
-        if expected in (int, float, bool, str) and not _is_instance(value, expected):
-            raise ConfigError(f"{where}.{key}: expected {expected.__name__}, got {value!r}")
-        if expected is float and not math.isfinite(value):  # .inf / .nan would train and save garbage
-            raise ConfigError(f"{where}.{key}: expected a finite number, got {value!r}")
+
+# -- values with their own spellings ---------------------------------------------------------------
+def _corpus(value: Any) -> Any:
+    """A corpus spec as written (string, mapping or list), checked by parsing it."""
     try:
-        return cls(**data)
-    except TypeError as error:
-        raise ConfigError(f"{where}: {error}") from None
+        CorpusSource.parse(value)
+    except MadxError as error:
+        raise ValueError(str(error)) from None
+    return value
 
 
-def _is_instance(value: Any, expected: type) -> bool:
-    if expected is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, expected)
+CorpusSpec = Annotated[
+    str | dict[str, Any] | list[str | dict[str, Any]],
+    PlainValidator(_corpus, json_schema_input_type=str | dict[str, Any] | list[str | dict[str, Any]]),
+]
+
+
+def _fields_model(cls: type) -> type[BaseModel]:
+    """A strict pydantic model of a config dataclass's fields: their types, defaults and `help`, so a
+    mapping is checked key by key (each error named by its key) before the dataclass is built."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: (hints[f.name], Field(... if f.default is dataclasses.MISSING else f.default,
+                                            description=f.metadata.get("help")))
+              for f in dataclasses.fields(cls)}
+    return create_model(f"{cls.__name__}Fields", __base__=_Strict, __doc__=cls.__doc__, __module__=__name__, **fields)
+
+
+def _labeled_source(fields: BaseModel) -> LabeledSource:
+    try:
+        return LabeledSource(**{key: getattr(fields, key) for key in fields.model_fields_set})
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
+
+
+def _already_labeled_source(value: Any, handler) -> LabeledSource:
+    return value if isinstance(value, LabeledSource) else handler(value)
+
+
+# A task's train, dev or test data: a mapping of LabeledSource fields in the YAML, a LabeledSource here.
+LabeledSourceFields = _fields_model(LabeledSource)
+LabeledSourceSpec = Annotated[
+    LabeledSourceFields,
+    AfterValidator(_labeled_source),
+    WrapValidator(_already_labeled_source),
+    PlainSerializer(lambda source: {k: v for k, v in dataclasses.asdict(source).items() if v is not None}),
+]
+
+
+# -- the sections ----------------------------------------------------------------------------------
+def _no_repeats(seeds: list[int] | None) -> list[int] | None:
+    if seeds is not None and len(set(seeds)) != len(seeds):
+        raise ValueError(f"{seeds} repeats a seed (a repeated run adds no information)")
+    return seeds
+
+
+Seeds = Annotated[list[Annotated[int, Field(ge=0)]] | None, Field(min_length=1), AfterValidator(_no_repeats)]
+
+
+def _seed_or_seeds(section: LanguageAdapterSection | TaskAdapterSection) -> None:
+    if section.seeds is not None and "seed" in section.model_fields_set:
+        raise ValueError("give `seed` (one) or `seeds` (a list), not both")
+
+
+class LanguageAdapterSection(LanguageAdapterTraining):
+    """Language-adapter training: one adapter per language, trained with MLM on its corpus, base model
+    frozen. `seeds` trains every language adapter once per seed instead of once (with `seed`)."""
+
+    seeds: Seeds = Field(
+        None,
+        description="Train every language adapter once per seed, each paired with the task adapter of the same "
+                    "position in task_adapter.seeds (so give as many), instead of once with `seed`.")
+
+    @model_validator(mode="after")
+    def _one_seed_or_seeds(self) -> LanguageAdapterSection:
+        _seed_or_seeds(self)
+        return self
+
+
+class TaskAdapterSection(TaskAdapterTraining):
+    """Task-adapter training: one task adapter per task and seed, on the frozen source-language adapter;
+    every zero-shot cell is scored per seed (mean and sd over the seeds in the report)."""
+
+    seed: int | None = Field(None, description="One run with this seed, instead of `seeds`.")
+    seeds: Seeds = Field(
+        None, description=f"One task adapter per seed, each scored on every cell (default {list(DEFAULT_SEEDS)} "
+                          "when neither `seed` nor `seeds` is given).")
+
+    @model_validator(mode="after")
+    def _one_seed_or_seeds(self) -> TaskAdapterSection:
+        _seed_or_seeds(self)
+        return self
 
 
 class BuildBaseModel(_Strict):
-    """Build a small base model from the configured languages' corpora (the offline demo)."""
+    """Build a small base model from the configured languages' corpora (the offline demo and tests)."""
 
-    corpora: dict[str, str | dict[str, Any] | list[str | dict[str, Any]]] = Field(
-        description="language -> corpus pretrained on, all together."
-    )
-    spec: dict[str, Any] = Field(default_factory=dict, description="BaseModelSpec fields.")
-
-    @field_validator("spec")
-    @classmethod
-    def _spec(cls, value: dict[str, Any]) -> dict[str, Any]:
-        build_dataclass(BaseModelSpec, value, "base_model.build.spec")
-        return value
-
-    def base_model_spec(self) -> BaseModelSpec:
-        return build_dataclass(BaseModelSpec, self.spec, "base_model.build.spec")
+    corpora: dict[str, CorpusSpec] = Field(description="language -> corpus pretrained on, all together.")
+    spec: BaseModelSpec = Field(default_factory=BaseModelSpec, description="Size and pretraining budget.")
 
 
 class BaseModelConfig(_Strict):
+    """The frozen multilingual encoder every adapter is trained on: exactly one of `name_or_path`,
+    `packaged` or `build`."""
+
     name_or_path: str | None = Field(None, description="Hub name (xlm-roberta-base) or local folder.")
     build: BuildBaseModel | None = Field(None, description="Build a small base model instead of loading one.")
     packaged: str | None = Field(
@@ -137,9 +200,11 @@ class BaseModelConfig(_Strict):
 
 
 class LanguageConfig(_Strict):
-    corpus: str | dict[str, Any] | list[str | dict[str, Any]] = Field(
+    """One language of the pipeline: its unlabeled text, and when to retrain its adapter."""
+
+    corpus: CorpusSpec = Field(
         description="Text file/folder, udhr:<code>, bible:<code>, packaged:<name>, hf:<name>[:<config>], disk:<path>, "
-                    "or a list of them."
+                    "a mapping (`{bible: de, max_documents: 3000}`), or a list of them."
     )
     schedule: str | None = Field(None, description="Cron schedule for `madx serve` (e.g. '0 3 * * 0').")
     adapter: str | None = Field(None, description="Use this existing adapter folder instead of training one.")
@@ -153,18 +218,23 @@ class LanguageConfig(_Strict):
 
 
 class TaskConfig(_Strict):
-    train: dict[str, Any] = Field(description="LabeledSource of the source-language training set.")
-    dev: dict[str, Any] = Field(description="LabeledSource of the source-language dev set.")
-    test: dict[str, dict[str, Any]] = Field(default_factory=dict, description="language -> LabeledSource.")
+    """One tagging task: labeled data in the source language to train on, and a test set per target
+    language."""
+
+    train: LabeledSourceSpec = Field(description="The source-language training set.")
+    dev: LabeledSourceSpec = Field(description="The source-language dev set (model selection).")
+    test: dict[str, LabeledSourceSpec] = Field(default_factory=dict, description="language -> its test set.")
     labels: list[str] | None = Field(None, description="Label set in order; default: taken from train.")
     data: str | None = Field(None, description="What the labeled data is, in words: real or synthetic, its origin "
                                                "(shown in the report beside the numbers).")
 
 
 class EvaluationConfig(_Strict):
+    """Zero-shot scoring of every task adapter on every target language, in each setup."""
+
     setups: list[str] = Field(default_factory=lambda: list(DEFAULT_SETUPS), description=f"Any of {list(SETUPS)}.")
-    batch_size: int = Field(64, ge=1)
-    max_length: int = Field(128, ge=8)
+    batch_size: int = Field(64, ge=1, description="Sentences (windows) per inference batch.")
+    max_length: int = Field(128, ge=8, description="Sub-tokens per row; longer sentences are split.")
 
     @field_validator("setups")
     @classmethod
@@ -176,6 +246,8 @@ class EvaluationConfig(_Strict):
 
 
 class RunnerConfig(_Strict):
+    """How Prefect runs the stages."""
+
     kind: Literal["threads", "dask"] = Field("threads", description="Prefect task runner.")
     max_workers: int = Field(2, ge=1, description="Parallel tasks (threads) or Dask workers.")
     dask_address: str | None = Field(None, description="Scheduler of an existing Dask cluster; default: a local one.")
@@ -190,26 +262,28 @@ class RunnerConfig(_Strict):
         return self.threads_per_stage or os.cpu_count() or 1
 
 
+# Keys the loader sets, not the user (left out of the reference and of "allowed:" lists).
+LOADER_KEYS = frozenset({"source_file"})
+
+
 class PipelineConfig(_Strict):
+    """A whole MAD-X pipeline."""
+
     name: str = Field(description="Pipeline name: the MLflow experiment and Prefect run names.")
-    output_dir: Path = Field(description="Where adapters, reports and (by default) the tracking store go.")
+    output_dir: Path = Field(strict=False, description="Where adapters, reports and (by default) the tracking store go.")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default sqlite under output_dir.")
-    base_model: BaseModelConfig
-    source_language: str = Field("en", description="Language of the labeled training data.")
-    languages: dict[str, LanguageConfig]
-    tasks: dict[str, TaskConfig] = Field(default_factory=dict)
-    head_warmup: dict[str, Any] = Field(default_factory=dict, description="HeadWarmup fields (base_model.mlm_head: warmup).")
-    language_adapter: dict[str, Any] = Field(
-        default_factory=dict,
-        description="LanguageAdapterTraining fields; `seeds: [...]` (as many as task_adapter's) trains every language "
-                    "adapter once per seed, paired with the task adapter of the same position, instead of once.")
-    task_adapter: dict[str, Any] = Field(
-        default_factory=dict,
-        description=f"TaskAdapterTraining fields; `seeds: [...]` trains one task adapter per seed and scores every cell "
-                    f"per seed (default {list(DEFAULT_SEEDS)}; `seed: N` for one).")
-    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
-    runner: RunnerConfig = Field(default_factory=RunnerConfig)
-    source_file: Path | None = Field(None, description="The YAML file this was read from (set by the loader).")
+    base_model: BaseModelConfig = Field(description="The encoder every adapter is trained on.")
+    source_language: str = Field("en", description="Language of the labeled training data (one of `languages`).")
+    languages: dict[str, LanguageConfig] = Field(description="language code -> its corpus (and schedule).")
+    tasks: dict[str, TaskConfig] = Field(default_factory=dict, description="task name -> its labeled data.")
+    head_warmup: HeadWarmup = Field(default_factory=HeadWarmup,
+                                    description="The MLM head warm-up (only with base_model.mlm_head: warmup).")
+    language_adapter: LanguageAdapterSection = Field(default_factory=LanguageAdapterSection,
+                                                     description="Language-adapter training.")
+    task_adapter: TaskAdapterSection = Field(default_factory=TaskAdapterSection, description="Task-adapter training.")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Zero-shot evaluation.")
+    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="The Prefect task runner.")
+    source_file: Path | None = Field(None, strict=False, description="The YAML file this was read from (set by the loader).")
 
     @field_validator("languages")
     @classmethod
@@ -221,62 +295,46 @@ class PipelineConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:
-        build_dataclass(HeadWarmup, self.head_warmup, "head_warmup")
-        if self.head_warmup and self.base_model.mlm_head != "warmup":
+        if self.head_warmup.model_fields_set and self.base_model.mlm_head != "warmup":
             raise ValueError("head_warmup is set but base_model.mlm_head is not 'warmup'")
-        task_seeds = self._task_seeds()
-        language_seeds = _seeds(self.language_adapter, "language_adapter")
+        task_seeds, language_seeds = self._task_seeds(), self.language_adapter.seeds
         if language_seeds is not None and len(language_seeds) != len(task_seeds):
             raise ValueError(f"language_adapter.seeds has {len(language_seeds)} seeds and task_adapter.seeds "
                              f"{len(task_seeds)}: run i pairs the i-th of each, so give as many")
-        self.language_training()
-        self.task_training(task_seeds[0])
         if self.source_language not in self.languages:
             raise ValueError(f"source_language {self.source_language!r} is not one of languages {sorted(self.languages)}")
-        for name, task in self.tasks.items():
-            for split in ("train", "dev"):
-                self._labeled(getattr(task, split), f"tasks.{name}.{split}")
-            for language, source in task.test.items():
-                self._labeled(source, f"tasks.{name}.test.{language}")
         return self
-
-    def _labeled(self, data: dict[str, Any], where: str) -> LabeledSource:
-        return build_dataclass(LabeledSource, data, where)
 
     # -- typed views -------------------------------------------------------------------------------
     def seed_runs(self) -> list[SeedRun]:
         """One run per task-adapter seed, each with the language-adapter seed it pairs with (None: the
         language adapters are trained once and shared by every run)."""
-        task_seeds = self._task_seeds()
-        language_seeds = _seeds(self.language_adapter, "language_adapter")
-        return [SeedRun(seed, language_seeds[i] if language_seeds else None) for i, seed in enumerate(task_seeds)]
+        language_seeds = self.language_adapter.seeds
+        return [SeedRun(seed, language_seeds[i] if language_seeds else None) for i, seed in enumerate(self._task_seeds())]
 
     def _task_seeds(self) -> list[int]:
-        listed = _seeds(self.task_adapter, "task_adapter")
-        if listed is not None:
-            return listed
-        one = self.task_adapter.get("seed")
-        return [one] if _is_instance(one, int) else list(DEFAULT_SEEDS)
+        section = self.task_adapter
+        if section.seeds is not None:
+            return list(section.seeds)
+        return [section.seed] if section.seed is not None else list(DEFAULT_SEEDS)
 
     def language_training(self, seed: int | None = None) -> LanguageAdapterTraining:
-        fields = {k: v for k, v in self.language_adapter.items() if k != "seeds"}
+        """The language adapters' settings (with `seed`, one of language_adapter.seeds, when given)."""
+        fields = self.language_adapter.model_dump(exclude={"seeds"})
         if seed is not None:
             fields["seed"] = seed
-        return build_dataclass(LanguageAdapterTraining, fields, "language_adapter")
-
-    def head_warmup_training(self) -> HeadWarmup:
-        return build_dataclass(HeadWarmup, self.head_warmup, "head_warmup")
+        return LanguageAdapterTraining.model_validate(fields)
 
     def task_training(self, seed: int) -> TaskAdapterTraining:
-        fields = {k: v for k, v in self.task_adapter.items() if k != "seeds"}
-        return build_dataclass(TaskAdapterTraining, {**fields, "seed": seed}, "task_adapter")
+        """The task adapters' settings for one seed of `seed_runs()`."""
+        return TaskAdapterTraining.model_validate({**self.task_adapter.model_dump(exclude={"seeds"}), "seed": seed})
 
     def corpus(self, language: str) -> CorpusSource:
         return CorpusSource.parse(self.languages[language].corpus)
 
     def labeled(self, task: str, split: str, language: str | None = None) -> LabeledSource:
         config = self.tasks[task]
-        return self._labeled(config.test[language] if split == "test" else getattr(config, split), f"tasks.{task}.{split}")
+        return config.test[language] if split == "test" else getattr(config, split)
 
     def pretraining_languages(self) -> set[str] | None:
         """The languages the base model saw in pretraining, when known: a built base's corpora, or
@@ -329,20 +387,6 @@ class SeedRun:
 
     task_seed: int
     language_seed: int | None = None
-
-
-def _seeds(section: dict[str, Any], where: str) -> list[int] | None:
-    """The section's `seeds` list (checked), or None when it has none."""
-    if "seeds" not in section:
-        return None
-    if "seed" in section:
-        raise ValueError(f"{where}: give `seed` (one) or `seeds` (a list), not both")
-    seeds = section["seeds"]
-    if not isinstance(seeds, list) or not seeds or not all(_is_instance(s, int) and s >= 0 for s in seeds):
-        raise ValueError(f"{where}.seeds: expected a non-empty list of integers >= 0, got {seeds!r}")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"{where}.seeds: {seeds} repeats a seed (a repeated run adds no information)")
-    return list(seeds)
 
 
 def load_pipeline_config(path: str | Path) -> PipelineConfig:
@@ -399,10 +443,7 @@ def validate_config(raw: dict[str, Any], source: Path | None = None) -> Pipeline
     try:
         config = PipelineConfig.model_validate({**raw, "source_file": str(source.resolve()) if source else None})
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {_message(e)}" for e in error.errors()
-        )
-        raise ConfigError(f"{where}: {problems}") from None
+        raise ConfigError(f"{where}: {describe_errors(error, PipelineConfig)}") from None
     except MadxError as error:
         raise ConfigError(f"{where}: {error}") from None
     _check_files_exist(config, where)
@@ -428,10 +469,136 @@ def _check_mlm_head(config: PipelineConfig, where: str) -> None:
         )
 
 
-def _message(error: dict[str, Any]) -> str:
-    if error["type"] == "extra_forbidden":
+# -- errors, as the user sees them ------------------------------------------------------------------
+def describe_errors(error: ValidationError, model: type[BaseModel]) -> str:
+    """Pydantic's errors in this project's words: `dotted.key: what was expected, got what`, one per
+    problem, joined by '; '."""
+    problems: list[str] = []
+    unions: set[str] = set()
+    for item in error.errors():
+        key, union, _ = _located(model, tuple(item["loc"]))
+        if union is not None:  # one error per member of the union: say it once, as the union
+            if key not in unions:
+                unions.add(key)
+                problems.append(f"{key}: expected {type_name(union)}, got {_shown(item.get('input'))}")
+            continue
+        problem = f"{key or '(top level)'}: {_message(model, item)}"
+        if problem not in problems:
+            problems.append(problem)
+    return "; ".join(problems)
+
+
+def _located(model: type[BaseModel], loc: tuple) -> tuple[str, Any, Any]:
+    """(the dotted key of `loc`, the union it enters a member of or None, the type at `loc`)."""
+    parts: list[str] = []
+    annotation: Any = model
+    for item in loc:
+        annotation = bare_type(annotation)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            return ".".join(parts), annotation, None
+        parts.append(str(item))
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(item))
+            annotation = field.annotation if field else None
+        elif typing.get_origin(annotation) in (dict, list):
+            annotation = typing.get_args(annotation)[-1 if typing.get_origin(annotation) is dict else 0]
+        else:
+            annotation = None
+    return ".".join(parts), None, bare_type(annotation)
+
+
+def bare_type(annotation: Any) -> Any:
+    """`annotation` without Annotated metadata and without `| None`."""
+    while True:
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if origin is Annotated:
+            annotation = args[0]
+        elif origin in (typing.Union, types.UnionType) and type(None) in args and len(args) == 2:
+            annotation = next(arg for arg in args if arg is not type(None))
+        else:
+            return annotation
+
+
+_EXPECTED = {
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
+    "float_type": "a number", "float_parsing": "a number", "finite_number": "a finite number",
+    "bool_type": "true or false", "bool_parsing": "true or false", "string_type": "a string",
+    "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping", "list_type": "a list",
+    "path_type": "a path",
+}
+_BOUNDS = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"), "less_than": ("<", "lt"),
+           "less_than_equal": ("<=", "le")}
+
+
+def _message(model: type[BaseModel], error: dict[str, Any]) -> str:
+    kind, given, context = error["type"], error.get("input"), error.get("ctx") or {}
+    got = f", got {_shown(given)}"
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        return _unknown_key(str(error["loc"][-1]), _located(model, tuple(error["loc"][:-1]))[2])
+    if kind == "missing":
+        return "required, but not given"
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}{got}{_quoted_number(given)}"
+    if kind == "literal_error":
+        return f"expected {context['expected']}{got}"
+    if kind in _BOUNDS:
+        sign, name = _BOUNDS[kind]
+        bound = context[name]
+        return f"must be {sign} {int(bound) if float(bound).is_integer() else bound}{got}"
+    if kind == "too_short":
+        return f"expected at least {context['min_length']} item(s){got}"
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    return f"{error['msg']}{got}"
+
+
+def _unknown_key(name: str, parent: Any) -> str:
+    if not (isinstance(parent, type) and issubclass(parent, BaseModel)):
         return "unknown key"
-    return str(error["msg"]).removeprefix("Value error, ")
+    allowed = sorted(key for key in parent.model_fields if key not in LOADER_KEYS)
+    close = difflib.get_close_matches(name, allowed, n=1)
+    return "unknown key" + (f" (did you mean {close[0]}?)" if close else "") + f"; allowed: {', '.join(allowed)}"
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _quoted_number(given: Any) -> str:
+    """A hint for a number that YAML read as text."""
+    if not isinstance(given, str):
+        return ""
+    exponent = re.fullmatch(r"\s*([-+]?\d+)[eE]([-+]?\d+)\s*", given)
+    if exponent:  # YAML 1.1 (PyYAML) wants a dot in a number with an exponent
+        return f" (YAML reads {given.strip()} as text: write {exponent[1]}.0e{exponent[2]})"
+    try:
+        float(given)
+    except ValueError:
+        return ""
+    return " (a number in quotes is text: drop the quotes)"
+
+
+_TYPE_NAMES = {int: "integer", float: "number", bool: "true/false", str: "string", Path: "path", Any: "anything"}
+_PLURALS = {"integer": "integers", "number": "numbers", "string": "strings", "mapping": "mappings"}
+
+
+def type_name(annotation: Any) -> str:
+    """A config value's type in words (`integer`, `list of strings`, `'full' or 'corpus'`), for
+    messages and docs/configuration.md."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return type_name(args[0])
+    if origin is Literal:
+        return " or ".join(repr(arg) for arg in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_name(arg) for arg in args if arg is not type(None))
+    if origin is list:
+        item = type_name(args[0])
+        return f"list of {_PLURALS.get(item, f'({item})')}"
+    if origin is dict or (isinstance(annotation, type) and issubclass(annotation, BaseModel)) or annotation is dict:
+        return "mapping"
+    return _TYPE_NAMES.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -476,7 +643,7 @@ def resolve_corpus(corpus: Any, resolve) -> Any:
     through `resolve`."""
     if isinstance(corpus, list):
         return [resolve_corpus(part, resolve) for part in corpus]
-    if isinstance(corpus, str) and CorpusSource.parse(corpus).kind == "text":
+    if isinstance(corpus, str) and corpus.strip() and CorpusSource.parse(corpus).kind == "text":
         return resolve(corpus)
     if isinstance(corpus, str) and corpus.startswith("disk:"):
         return "disk:" + resolve(corpus[5:])
@@ -507,8 +674,7 @@ def _check_files_exist(config: PipelineConfig, where: str) -> None:
             missing.append(f"languages.{code}.adapter: {language.adapter} (no adapter_config.json)")
     for name, task in config.tasks.items():
         for label, source in [("train", task.train), ("dev", task.dev), *((f"test.{k}", v) for k, v in task.test.items())]:
-            path = source.get("path")
-            if path and not Path(path).exists():
-                missing.append(f"tasks.{name}.{label}: {path}")
+            if source.path and not Path(source.path).exists():
+                missing.append(f"tasks.{name}.{label}: {source.path}")
     if missing:
         raise ConfigError(f"{where}: missing file(s): " + "; ".join(missing))

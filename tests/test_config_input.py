@@ -4,13 +4,15 @@ loss that turns non-finite during training fails the stage without saving anythi
 
 from __future__ import annotations
 
+import json
 import resource
 import time
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from flows_support import write_pipeline
+from flows_support import LANGUAGE_TRAINING, TASK_TRAINING, write_pipeline
 from madx.errors import ConfigError, TrainingFailedError
 
 
@@ -61,11 +63,128 @@ def test_non_finite_numbers_are_refused_with_their_key(tmp_path, tiny_base_dir, 
         load_pipeline_config(path)
 
 
-def test_out_of_range_dropout_of_a_built_base_is_refused():
-    from language_adapters.settings import BaseModelSpec
+@pytest.mark.parametrize("section, key, value, message", [
+    ("language_adapter", "steps", True, "language_adapter.steps: expected an integer, got True"),
+    ("language_adapter", "steps", "2", "language_adapter.steps: expected an integer, got '2' (a number in quotes is "
+                                       "text: drop the quotes)"),
+    ("task_adapter", "weight_decay", float("nan"), "task_adapter.weight_decay: expected a finite number, got nan"),
+    ("task_adapter", "learning_rate", True, "task_adapter.learning_rate: expected a number, got True"),
+    ("task_adapter", "learning_rate", "1e-4", "task_adapter.learning_rate: expected a number, got '1e-4' (YAML reads "
+                                              "1e-4 as text: write 1.0e-4)"),
+    ("task_adapter", "learning_rate", 0, "task_adapter.learning_rate: must be > 0, got 0"),
+    ("task_adapter", "epochz", 3, "task_adapter.epochz: unknown key (did you mean epochs?); allowed: adapter, "
+                                  "batch_size, device, epochs, "),
+    ("task_adapter", "seed", 7, "task_adapter: give `seed` (one) or `seeds` (a list), not both"),  # seeds: [1, 2]
+    ("task_adapter", "seeds", [1, 1], "task_adapter.seeds: [1, 1] repeats a seed"),
+    ("task_adapter", "seeds", [1, -2], "task_adapter.seeds.1: must be >= 0, got -2"),
+    ("task_adapter", "seeds", [], "task_adapter.seeds: expected at least 1 item(s), got []"),
+    ("language_adapter", "seeds", [5], "(top level): language_adapter.seeds has 1 seeds and task_adapter.seeds 2: "),
+    ("language_adapter", "grad_accumulation", 3, "language_adapter: batch_size 4 must be a multiple of "
+                                                 "grad_accumulation 3"),
+    ("language_adapter", "softmax_vocabulary", "some", "language_adapter.softmax_vocabulary: expected 'full' or "
+                                                       "'corpus', got 'some'"),
+    ("language_adapter", "adapter", "nope", "language_adapter.adapter: unknown adapter preset 'nope'"),
+    ("language_adapter", "adapter", 5, "language_adapter.adapter: expected string or mapping, got 5"),
+    ("evaluation", "batch_size", float("inf"), "evaluation.batch_size: expected an integer, got inf"),
+    ("runner", "max_workers", 2.0, "runner.max_workers: expected an integer, got 2.0"),
+])
+def test_a_wrong_setting_is_named_with_what_was_expected_and_given(tmp_path, tiny_base_dir, toy_ner, section, key,
+                                                                    value, message):
+    from flows.config import load_pipeline_config
 
-    with pytest.raises(ConfigError, match=r"dropout must be in \[0, 1\), got 1.5"):
+    path = write_pipeline(tmp_path, tiny_base_dir, toy_ner, edit=lambda data: data[section].update({key: value}))
+    with pytest.raises(ConfigError) as raised:
+        load_pipeline_config(path)
+    assert str(raised.value).startswith(f"{path}: {message}"), str(raised.value)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda data: data["tasks"]["ner"]["train"].update(max_sentences="3"),
+     "tasks.ner.train.max_sentences: expected an integer, got '3'"),
+    (lambda data: data["tasks"]["ner"]["test"]["sw"].update(colour=1),
+     "tasks.ner.test.sw.colour: unknown key; allowed: config, data_files, format, label_names, max_sentences, name, "
+     "path, split, tag_column, token_column"),
+    (lambda data: data["tasks"]["ner"]["dev"].update(tag_column=1.5), "tasks.ner.dev.tag_column: expected string or "
+                                                                      "integer, got 1.5"),
+    (lambda data: data["tasks"]["ner"]["dev"].update(tag_column=0), "tasks.ner.dev: "),  # the dataclass's own check
+    (lambda data: data["tasks"]["ner"]["dev"].pop("format"), "tasks.ner.dev.format: required, but not given"),
+    (lambda data: data["tasks"]["ner"]["test"].update(sw="test.conll"), "tasks.ner.test.sw: expected a mapping, got "
+                                                                       "'test.conll'"),
+    (lambda data: data["languages"]["sw"].update(corpus={"text": "corpora/sw.txt", "max_documents": float("inf")}),
+     "languages.sw.corpus: corpus max_documents must be a whole number >= 1, got inf"),
+    (lambda data: data["languages"]["sw"].update(corpus=5), "languages.sw.corpus: a corpus is a path, udhr:<code>, "),
+    (lambda data: data.update(base_model={"build": {"corpora": {"en": "corpora/en.txt"}, "spec": {"dropout": 1.5}}}),
+     "base_model.build.spec.dropout: must be < 1, got 1.5"),
+    (lambda data: data.update(base_model={"build": {"corpora": {"en": "corpora/en.txt"}, "spec": {"num_heads": 3}}}),
+     "base_model.build.spec: hidden_size 128 must be a multiple of num_heads 3"),
+    (lambda data: data.update(head_warmup={"steps": 3}), "(top level): head_warmup is set but base_model.mlm_head is "
+                                                        "not 'warmup'"),
+], ids=["labeled-quoted-int", "labeled-unknown-key", "labeled-union", "labeled-own-check", "labeled-missing",
+        "labeled-not-a-mapping", "corpus-inf", "corpus-int", "spec-range", "spec-cross-field", "warmup-unused"])
+def test_a_wrong_value_elsewhere_is_named_by_its_key(tmp_path, tiny_base_dir, toy_ner, edit, message):
+    from flows.config import load_pipeline_config
+
+    path = write_pipeline(tmp_path, tiny_base_dir, toy_ner, edit=edit)
+    with pytest.raises(ConfigError) as raised:
+        load_pipeline_config(path)
+    assert str(raised.value).startswith(f"{path}: {message}"), str(raised.value)
+
+
+def test_seed_and_seeds_give_the_runs(tmp_path, tiny_base_dir, toy_ner):
+    """No seed: the default task seeds; `seed: N`: one run; `seeds` on both sections: paired runs, and
+    each run's settings are the section's with that seed (no `seeds` in what cache keys hash)."""
+    from flows.config import DEFAULT_SEEDS, load_pipeline_config
+    from task_adapters.settings import TaskAdapterTraining
+
+    task = {key: value for key, value in TASK_TRAINING.items() if key != "seeds"}
+
+    def loaded(**sections):
+        return load_pipeline_config(write_pipeline(tmp_path, tiny_base_dir, toy_ner, **sections))
+
+    def runs(config):
+        return [(run.task_seed, run.language_seed) for run in config.seed_runs()]
+
+    assert runs(loaded(task_adapter=task)) == [(seed, None) for seed in DEFAULT_SEEDS] == [(1, None), (2, None), (3, None)]
+    assert runs(loaded(task_adapter={**task, "seed": 7})) == [(7, None)]
+    paired = loaded(task_adapter={**task, "seeds": [4, 5]}, language_adapter={**LANGUAGE_TRAINING, "seeds": [8, 9]})
+    assert runs(paired) == [(4, 8), (5, 9)]
+    assert paired.language_training().seed == 42 and paired.language_training(9).seed == 9
+    assert "seeds" not in paired.language_training(9).to_dict()
+    assert paired.task_training(5).to_dict() == TaskAdapterTraining(**{**task, "seed": 5}).to_dict()
+    assert type(paired.task_training(5)) is TaskAdapterTraining
+
+
+def test_the_settings_dicts_that_cache_keys_hash_keep_their_shape():
+    """Cache keys hash `to_dict()` (tasks/stages.py, the training fingerprints): its keys, order, types
+    and defaults are what the dataclasses gave, so existing adapters are still reused."""
+    from language_adapters.settings import LanguageAdapterTraining
+    from task_adapters.settings import TaskAdapterTraining
+
+    assert json.dumps(LanguageAdapterTraining().to_dict()) == (
+        '{"steps": 50000, "batch_size": 64, "learning_rate": 0.0001, "warmup_steps": 500, "weight_decay": 0.0, '
+        '"grad_accumulation": 1, "max_length": 256, "mlm_probability": 0.15, "held_out_fraction": 0.05, '
+        '"eval_every": 1000, "checkpoint_every": 1000, "log_every": 50, "max_grad_norm": 1.0, "seed": 42, '
+        '"softmax_vocabulary": "full", "adapter": "madx_language", "device": "auto"}')
+    assert json.dumps(TaskAdapterTraining().to_dict()) == (
+        '{"epochs": 10, "batch_size": 16, "learning_rate": 0.0001, "warmup_ratio": 0.1, "weight_decay": 0.0, '
+        '"max_length": 128, "eval_batch_size": 64, "max_grad_norm": 1.0, "strict_iob2": true, "seed": 42, '
+        '"min_gain_over_majority": 0.05, "adapter": "madx_task", "device": "auto"}')
+
+
+def test_settings_built_in_code_are_checked_as_strictly():
+    from language_adapters.settings import BaseModelSpec
+    from task_adapters.settings import TaskAdapterTraining
+
+    with pytest.raises(ValidationError, match=r"dropout\n  Input should be less than 1"):
         BaseModelSpec(dropout=1.5)
+    with pytest.raises(ValidationError, match="hidden_size 10 must be a multiple of num_heads 4"):
+        BaseModelSpec(hidden_size=10)
+    with pytest.raises(ValidationError, match="epochz\n  Extra inputs are not permitted"):
+        TaskAdapterTraining(epochz=3)
+    with pytest.raises(ValidationError, match="epochs\n  Input should be a valid integer"):
+        TaskAdapterTraining(epochs="3")
+    with pytest.raises(ValidationError, match="frozen"):
+        TaskAdapterTraining().epochs = 3
 
 
 def test_a_loss_that_turns_non_finite_fails_the_stage_and_saves_nothing(tiny_base_dir, tiny_language_adapter, toy_ner,

@@ -527,7 +527,8 @@ def test_cli_config_error_is_one_line(trained, tmp_path, monkeypatch, capsys):
     assert exited.value.code == 1
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
-    assert err.strip().splitlines() == [f"error: {bad_path}: runner.workers: unknown key"]
+    assert err.strip().splitlines() == [f"error: {bad_path}: runner.workers: unknown key (did you mean max_workers?); "
+                                        "allowed: dask_address, kind, max_workers, threads_per_stage"]
 
 
 def test_cli_error_inside_a_flow_is_one_line(trained, tmp_path, capfd, monkeypatch):
@@ -553,8 +554,8 @@ def _edit(path: list, value):
     (_edit(["colour"], "blue"), ["colour: unknown key"]),
     (_edit(["runner", "workers"], 3), ["runner.workers: unknown key"]),
     (_edit(["languages", "sw", "corpora"], "x.txt"), ["languages.sw.corpora: unknown key"]),
-    (_edit(["language_adapter", "stepz"], 3), ["language_adapter", "'stepz'"]),
-    (_edit(["evaluation", "batch_size"], "many"), ["evaluation.batch_size", "valid integer"]),
+    (_edit(["language_adapter", "stepz"], 3), ["language_adapter.stepz: unknown key (did you mean steps?); allowed: "]),
+    (_edit(["evaluation", "batch_size"], "many"), ["evaluation.batch_size: expected an integer, got 'many'"]),
     (_edit(["runner", "kind"], "ray"), ["runner.kind", "'threads' or 'dask'"]),
     (_edit(["languages", "sw", "corpus"], "corpora/missing.txt"), ["languages.sw.corpus", "corpora/missing.txt"]),
     (_edit(["tasks", "ner", "test", "sw"], {"format": "conll", "path": "nope.conll"}), ["tasks.ner.test.sw", "nope.conll"]),

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from pydantic import ValidationError
 from safetensors.torch import load_file
 
 from language_adapters.corpus import load_corpus, read_text_lines
@@ -13,7 +14,7 @@ from language_adapters.settings import CorpusSource
 from language_adapters.mlm import chunk_corpus, mask_tokens, pad_batch
 from language_adapters.settings import LanguageAdapterTraining
 from language_adapters.train import train_language_adapter
-from madx import AdapterModel, ConfigError, DataError, load_adapter, read_adapter_config
+from madx import AdapterModel, DataError, load_adapter, read_adapter_config
 
 FAST = dict(steps=60, batch_size=4, learning_rate=1e-2, warmup_steps=0, max_length=32, eval_every=10, log_every=5, checkpoint_every=0)
 
@@ -84,7 +85,7 @@ def test_too_small_corpus_is_a_clear_error(tiny_base_dir, tmp_path):
     corpus.write_text("Habari.\n", encoding="utf-8")
     with pytest.raises(DataError, match="too small"):
         train_language_adapter(tiny_base_dir, "sw", corpus, tmp_path / "out", LanguageAdapterTraining(**FAST))
-    with pytest.raises(ConfigError, match="batch_size"):
+    with pytest.raises(ValidationError, match="batch_size"):
         LanguageAdapterTraining(batch_size=0)
 
 
