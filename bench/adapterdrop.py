@@ -26,7 +26,7 @@ from bench.common import (
 )  # fmt: skip
 from bench.ratios import PLANS, bare_and_stacked_token_models, make_batch, tensors
 from madx.composition import Stack
-from madx.loading import load_model
+from madx.pretrained import load_model
 from madx.model import AdapterModel
 
 SPEED_KS = (0, 3, 6, 9, 12)
@@ -67,8 +67,8 @@ def bench_speed(quiet_wait: float, rounds: int = SPEED_ROUNDS) -> dict[str, Any]
 
 def bench_quality(run: Path, quiet_wait: float) -> dict[str, Any]:
     from madx.fileutil import sha256_of_directory
-    from madx.io import load_adapter, read_adapter_config
-    from madx.loading import load_tokenizer, usable_length
+    from madx.adapter_files import load_adapter, read_adapter_config
+    from madx.pretrained import load_tokenizer, usable_length
     from tagging.alignment import encode_tagged
     from tagging.predict import evaluate_tagging
     from tagging.readers import load_labeled

@@ -34,7 +34,7 @@ def make_batch(folder: Path, batch: int, length: int, seed: int = 0) -> dict:
 
     from language_adapters.corpus import load_corpus
     from language_adapters.mlm import chunk_corpus, corpus_vocabulary, mask_tokens, pad_batch
-    from madx.loading import load_tokenizer
+    from madx.pretrained import load_tokenizer
 
     tokenizer = load_tokenizer(folder)
     chunks = chunk_corpus(load_corpus({"bible": "en", "max_documents": 3000}), tokenizer, length, 0.05, seed)
@@ -50,7 +50,7 @@ def ours(folder: Path, batch: dict, rounds: int) -> dict:
 
     from bench.timing import time_interleaved
     from language_adapters.mlm import masked_lm_logits
-    from madx.loading import load_mlm_model
+    from madx.pretrained import load_mlm_model
     from madx.model import AdapterModel
 
     masked, attention, labels = (torch.tensor(batch[k]) for k in ("masked_input_ids", "attention_mask", "labels"))

@@ -5,7 +5,7 @@
 Same batch everywhere: 8 UDHR sequences of 128 tokens (no padding), masked once (15 %, seeded).
 (a) Training step: one language-adapter step (MAD-X language preset; MLM loss on the masked
     positions, as `language_adapters.train` computes it; gradient clipping; AdamW over the
-    trainable parameters, i.e. `madx.training.make_optimizer`) against one full fine-tuning step
+    trainable parameters, i.e. `madx.training_loop.make_optimizer`) against one full fine-tuning step
     (the plain MLM model, every parameter trainable, AdamW, same loss and clipping). Both models
     live in this process; the steps run in interleaved rounds (LA, FT, LA, FT, ...) after one
     untimed step each (AdamW allocates its state there). Every timing ratio here is the median of
@@ -61,9 +61,9 @@ from bench.common import (
 )
 from language_adapters.mlm import chunk_corpus, mask_tokens, masked_lm_logits, pad_batch
 from madx.composition import Stack
-from madx.loading import load_model
+from madx.pretrained import load_model
 from madx.model import AdapterModel
-from madx.training import make_optimizer
+from madx.training_loop import make_optimizer
 
 LEARNING_RATE = 1e-4  # LanguageAdapterTraining's default; the value does not change the cost
 MAX_GRAD_NORM = 1.0  # LanguageAdapterTraining's default clipping, applied to both steps

@@ -7,7 +7,7 @@ language preset) and TA `ner` (MAD-X task preset) with a token head:
   (a) `set_active(Stack(<other LA>, "ner"))` alone, alternating en/sw so every call changes the setup;
   (b) `load_adapter` of a saved MAD-X language-adapter folder + `set_active`, and `delete_adapter`
       (the folder is read from the OS page cache after the first load: warm-cache numbers);
-  (c) parameter counts: `madx.stats.preset_parameter_counts` on the xlmr-base shape, trainable /
+  (c) parameter counts: `madx.parameter_counts.preset_parameter_counts` on the xlmr-base shape, trainable /
       total when training an LA (`train_adapter("sw")` on the MLM model) and when training the TA
       under Stack(en, ner) (TA + head train, en stays frozen).
 """
@@ -34,9 +34,9 @@ from bench.common import (
     write_results,
 )
 from madx.composition import Stack
-from madx.io import load_adapter, save_adapter
+from madx.adapter_files import load_adapter, save_adapter
 from madx.model import AdapterModel, ParameterCount
-from madx.stats import preset_parameter_counts
+from madx.parameter_counts import preset_parameter_counts
 
 NER_LABELS = ("O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER")
 SET_ACTIVE_REPEATS, LOAD_REPEATS, WARMUP = 100, 10, 2
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"   delete_adapter                       median {d['median_ms']:9.1f} ms  (min {d['min_ms']:.1f}, "
           f"max {d['max_ms']:.1f}, n={d['runs']})")  # fmt: skip
     print(f"   other processes used {b['cpu']['other_busy_cores']} cores during the loads")
-    print("\n== parameter counts, xlmr-base shape (madx.stats.preset_parameter_counts)")
+    print("\n== parameter counts, xlmr-base shape (madx.parameter_counts.preset_parameter_counts)")
     print(f"   {'preset':14s} {'parameters':>12s} {'% of base':>10s} {'bottleneck':>10s}  invertible")
     for row in presets:
         print(f"   {row['preset']:14s} {row['parameters']:12,d} {row['percent_of_base']:9.2f}% {row['bottleneck']:10d}  "

@@ -46,7 +46,7 @@ def presets(
 
     The model is built on PyTorch's meta device: no weights are allocated, so this is instant.
     """
-    from madx.stats import preset_parameter_counts
+    from madx.parameter_counts import preset_parameter_counts
 
     rows = preset_parameter_counts(model_type, hidden=hidden, layers=layers, vocab=vocab)
     table = Table(title=f"Adapter presets on a {model_type} with d={hidden}, {layers} layers, vocab {vocab:,}")

@@ -19,12 +19,12 @@ from typing import Any
 
 from madx.composition import Stack
 from madx.errors import ConfigError
-from madx.io import load_adapter, read_adapter_config
-from madx.loading import load_model, load_tokenizer, usable_length
+from madx.adapter_files import load_adapter, read_adapter_config
+from madx.pretrained import load_model, load_tokenizer, usable_length
 from madx.model import AdapterModel
 from madx.seeding import seeded_global_rng
 from madx.stopping import check
-from madx.training import pick_device
+from madx.training_loop import pick_device
 from tagging.alignment import encode_tagged
 from tagging.corpus import TaggedCorpus
 from tagging.metrics import flatten_scores, majority_score

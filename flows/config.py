@@ -454,7 +454,7 @@ def validate_config(raw: dict[str, Any], source: Path | None = None) -> Pipeline
 def _check_mlm_head(config: PipelineConfig, where: str) -> None:
     """A local base folder without MLM head weights is refused now, not when its first language
     adapter starts (hub names and packaged models are checked when the pipeline starts)."""
-    from madx.loading import MissingMlmHeadError, stored_mlm_head
+    from madx.pretrained import MissingMlmHeadError, stored_mlm_head
 
     name = config.base_model.name_or_path
     if config.base_model.mlm_head == "warmup" or name is None or not Path(name).is_dir():

@@ -24,7 +24,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.config import PipelineConfig, load_pipeline_config, resolve_corpus
 from madx import stopping
 from madx.errors import ConfigError
-from madx.loading import load_config
+from madx.pretrained import load_config
 from tagging.sources import LabeledSource
 from tasks import tracking
 from tasks.stages import (
@@ -124,7 +124,7 @@ def _base_model(config: PipelineConfig, run: _Run) -> str:
 def _mlm_head(config: PipelineConfig, base: str, run: _Run, languages: list[str]) -> MlmHeadRecord | None:
     """The warmed-up MLM head when the config asks for one and some language adapter will train;
     otherwise None, after refusing a base whose own head is missing (before any stage starts)."""
-    from madx.loading import MissingMlmHeadError, stored_mlm_head
+    from madx.pretrained import MissingMlmHeadError, stored_mlm_head
 
     if not any(not config.languages[code].adapter for code in languages):
         return None

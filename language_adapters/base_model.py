@@ -26,11 +26,11 @@ from language_adapters.mlm import chunk_corpus, evaluate_mlm, mlm_batch_loss
 from language_adapters.train import Position, next_batch
 from madx.errors import ConfigError
 from madx.fileutil import atomic_directory
-from madx.loading import build_model
+from madx.pretrained import build_model
 from madx.seeding import SEEDING_VERSION, own_dropout, seeded_global_rng
 from madx.stopping import check
 from madx.tokenizer import train_sentencepiece_tokenizer
-from madx.training import pick_device
+from madx.training_loop import pick_device
 
 SPEC_FILE = "madx_base_model.json"
 

@@ -44,11 +44,11 @@ from language_adapters.mlm import (
 )
 from madx.errors import DataError
 from madx.fileutil import atomic_directory
-from madx.loading import load_config, load_mlm_model, load_tokenizer, usable_length
+from madx.pretrained import load_config, load_mlm_model, load_tokenizer, usable_length
 from madx.seeding import seeded_global_rng
 from madx.stopping import check
 from madx.surgery import architecture_of, get_path
-from madx.training import pick_device
+from madx.training_loop import pick_device
 
 HEAD_FILE = "mlm_head.safetensors"
 RECORD_FILE = "mlm_head.json"

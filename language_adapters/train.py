@@ -37,12 +37,12 @@ from language_adapters.mlm import (
 from madx.config import resolve_config
 from madx.errors import DataError, TrainingFailedError
 from madx.fileutil import atomic_directory, recover_interrupted, sha256_of_file, without_folders
-from madx.loading import load_config, load_mlm_model, load_tokenizer, usable_length
-from madx.io import adapter_state_dict, load_adapter_weights, save_adapter
+from madx.pretrained import load_config, load_mlm_model, load_tokenizer, usable_length
+from madx.adapter_files import adapter_state_dict, load_adapter_weights, save_adapter
 from madx.model import AdapterModel
 from madx.seeding import SEEDING_VERSION, derive_seed, own_dropout, seeded_global_rng
 from madx.stopping import check, stop_requested
-from madx.training import (
+from madx.training_loop import (
     load_optimizer,
     make_optimizer,
     metrics_file,

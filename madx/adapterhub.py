@@ -10,7 +10,7 @@ Import is strict: every AdapterHub option either maps onto an `AdapterConfig` fi
 the one value our modules compute; any other value raises `AdapterLoadError` naming the option, so
 an imported adapter computes exactly what it computed in AdapterHub. Weight names are translated
 with the same surgery table that places our adapters, checked key by key and shape by shape, and
-written with `madx.io.save_adapter`. Export is the reverse and writes the *full* config dict with a
+written with `madx.adapter_files.save_adapter`. Export is the reverse and writes the *full* config dict with a
 `version`, so the reference never falls back to its defaults (which differ from Pfeiffer's) nor
 renames "gelu" as it does for files without a version.
 
@@ -34,7 +34,7 @@ from safetensors.torch import save_file
 from madx.config import AdapterConfig
 from madx.errors import AdapterLoadError, ConfigError, UnsupportedModelError
 from madx.fileutil import atomic_directory, refuse_overlap
-from madx.io import (
+from madx.adapter_files import (
     CONFIG_FILE,
     HEAD_CONFIG_FILE,
     WEIGHTS_FILE,

@@ -51,7 +51,7 @@ class AdapterModel:
         self.configs: dict[str, AdapterConfig] = {}
         self.active: Stack | None = None
         self.skip_layers: frozenset[int] = frozenset()
-        self.head_adapter: str | None = None  # the adapter whose saved head is the token head (madx.io.load_adapter)
+        self.head_adapter: str | None = None  # the adapter whose saved head is the token head (madx.adapter_files.load_adapter)
 
     # -- facts about the base model ----------------------------------------------------------------
     @property
@@ -76,7 +76,7 @@ class AdapterModel:
         """Add a freshly initialised adapter called `name` to every layer not in `leave_out`.
 
         `init=False` allocates the weights without drawing them (their values are undefined): for a
-        caller that overwrites every weight next, as `madx.io.load_adapter` does. The random init
+        caller that overwrites every weight next, as `madx.adapter_files.load_adapter` does. The random init
         is most of the time of loading an adapter (xlmr-base LA: ~70 of ~85 ms).
         """
         if not isinstance(name, str) or not _NAME.match(name):

@@ -19,12 +19,12 @@ from madx.composition import Stack
 from madx.config import resolve_config
 from madx.errors import DataError, TrainingFailedError
 from madx.fileutil import without_folders
-from madx.io import load_adapter, save_adapter
-from madx.loading import load_config, load_model, load_tokenizer, usable_length
+from madx.adapter_files import load_adapter, save_adapter
+from madx.pretrained import load_config, load_model, load_tokenizer, usable_length
 from madx.model import AdapterModel
 from madx.seeding import derive_seed, own_dropout, seeded_global_rng
 from madx.stopping import check
-from madx.training import make_optimizer, metrics_file, pick_device, refuse_non_finite, without_timings
+from madx.training_loop import make_optimizer, metrics_file, pick_device, refuse_non_finite, without_timings
 from tagging.alignment import IGNORE_INDEX, encode_tagged
 from tagging.corpus import TaggedCorpus
 from tagging.metrics import flatten_scores, majority_score, metric_name

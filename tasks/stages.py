@@ -119,7 +119,7 @@ def corpus_fingerprint(source: CorpusSource) -> str:
 
 
 def _reusable(folder: Path, cache_key: str) -> bool:
-    from madx.io import read_adapter_config
+    from madx.adapter_files import read_adapter_config
 
     try:
         return read_adapter_config(folder)["metadata"].get("cache_key") == cache_key
@@ -130,7 +130,7 @@ def _reusable(folder: Path, cache_key: str) -> bool:
 def _check_reused(folder: Path, kind: str, cache_key: str, target: TrackingTarget) -> None:
     """An adapter about to be reused is still what was tracked: the folder's sha256 equals the one
     logged by the run that made it (when the store has that run), and its files are complete."""
-    from madx.io import check_adapter_folder
+    from madx.adapter_files import check_adapter_folder
 
     tracked = Tracker(target).tracked_adapter(folder, kind, cache_key)
     if tracked is not None:
@@ -226,7 +226,7 @@ def task_adapter_folder(output_dir: str | Path, task: str, seed: int) -> Path:
 
 
 def _record(name: str, folder: Path, run_id: str | None, reused: bool) -> AdapterRecord:
-    from madx.io import read_adapter_config
+    from madx.adapter_files import read_adapter_config
 
     metrics = read_adapter_config(folder).get("metadata", {}).get("metrics", {})
     return AdapterRecord(name, str(folder), sha256_of_directory(folder), run_id, reused, metrics)
@@ -337,8 +337,8 @@ def train_language_adapter_task(ctx: StageContext, job: LanguageAdapterJob, base
     """One language's adapter (see LanguageAdapterJob)."""
     ctx.use_threads()
     from language_adapters.train import train_language_adapter
-    from madx.io import check_adapter_folder
-    from madx.loading import load_config
+    from madx.adapter_files import check_adapter_folder
+    from madx.pretrained import load_config
 
     language, training = job.language, job.training
     if job.preset:  # an existing adapter stands in for training

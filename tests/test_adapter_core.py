@@ -323,7 +323,7 @@ def test_unsupported_architecture_is_a_clear_error():
 
 def test_core_imports_without_orchestration_or_tracking():
     code = (
-        "import sys, madx, madx.io, madx.model, madx.surgery;"
+        "import sys, madx, madx.adapter_files, madx.model, madx.surgery;"
         "bad = [m for m in ('prefect', 'mlflow', 'seqeval', 'datasets') if m in sys.modules];"
         "assert not bad, bad"
     )

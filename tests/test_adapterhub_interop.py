@@ -31,7 +31,7 @@ from madx import AdapterLoadError, AdapterModel, ConfigError, Stack, load_adapte
 from madx.adapterhub import export_adapterhub, from_adapterhub_config, import_adapterhub, to_adapterhub_config
 from cli.adapterhub import register
 from madx.errors import MadxError, UnsupportedModelError
-from madx.io import read_adapter_config
+from madx.adapter_files import read_adapter_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ORACLE = ROOT / "scripts" / "adapterhub_oracle.py"

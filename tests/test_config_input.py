@@ -5,8 +5,10 @@ loss that turns non-finite during training fails the stage without saving anythi
 from __future__ import annotations
 
 import json
+import shutil
 import resource
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -259,3 +261,77 @@ def test_evaluating_an_unconfigured_language_is_refused_before_any_work(tmp_path
     with pytest.raises(ConfigError, match=r"languages \['zz'\] are not in .*pipeline.yaml \(languages: \['en', 'sw'\]\)"):
         evaluate_zero_shot.fn(str(path), ["zz"])  # the flow's own code, without Prefect
     assert time.monotonic() - started < 5 and not (tmp_path / "out").exists()  # no store, no base model
+
+
+# -- config validation, key by key (moved from test_flows: no Prefect needed) ----------------------
+def _edit(path: list, value):
+    def edit(data):
+        target = data
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, names", [
+    (_edit(["colour"], "blue"), ["colour: unknown key"]),
+    (_edit(["runner", "workers"], 3), ["runner.workers: unknown key"]),
+    (_edit(["languages", "sw", "corpora"], "x.txt"), ["languages.sw.corpora: unknown key"]),
+    (_edit(["language_adapter", "stepz"], 3), ["language_adapter.stepz: unknown key (did you mean steps?); allowed: "]),
+    (_edit(["evaluation", "batch_size"], "many"), ["evaluation.batch_size: expected an integer, got 'many'"]),
+    (_edit(["runner", "kind"], "ray"), ["runner.kind", "'threads' or 'dask'"]),
+    (_edit(["languages", "sw", "corpus"], "corpora/missing.txt"), ["languages.sw.corpus", "corpora/missing.txt"]),
+    (_edit(["tasks", "ner", "test", "sw"], {"format": "conll", "path": "nope.conll"}), ["tasks.ner.test.sw", "nope.conll"]),
+    (_edit(["evaluation", "setups"], ["madx", "zero-shot"]), ["evaluation.setups", "'zero-shot'"]),
+    (_edit(["source_language"], "fr"), ["source_language 'fr'", "['en', 'sw']"]),
+    (_edit(["languages", "sw", "schedule"], "weekly"), ["languages.sw.schedule", "cron"]),
+], ids=["unknown-key", "unknown-nested-key", "unknown-language-key", "unknown-training-key", "wrong-type",
+        "wrong-choice", "missing-corpus", "missing-test-set", "unknown-setup", "source-not-configured", "bad-cron"])
+def test_config_errors_name_the_key_and_file(tmp_path, tiny_base_dir, toy_ner, edit, names):
+    from flows.config import load_pipeline_config
+
+    path = write_pipeline(tmp_path, tiny_base_dir, toy_ner, edit=edit)
+    with pytest.raises(ConfigError) as raised:
+        load_pipeline_config(path)
+    message = str(raised.value)
+    assert message.startswith(str(path)), message
+    for name in names:
+        assert name in message, message
+
+
+def test_wrongly_typed_training_field_is_named(tmp_path, tiny_base_dir, toy_ner):
+    from flows.config import load_pipeline_config
+
+    path = write_pipeline(tmp_path, tiny_base_dir, toy_ner, edit=_edit(["language_adapter", "steps"], "six"))
+    with pytest.raises(ConfigError, match="steps"):
+        load_pipeline_config(path)
+
+
+def test_config_paths_resolve_against_the_yaml_folder(tmp_path, tiny_base_dir, toy_ner, monkeypatch):
+    from flows.config import load_pipeline_config
+
+    folder = tmp_path / "project"
+    shutil.copytree(toy_ner, folder / "ner")
+    shutil.copytree(tiny_base_dir, folder / "base")
+    path = write_pipeline(folder, tiny_base_dir, toy_ner, edit=lambda data: (
+        data["base_model"].update(name_or_path="./base"),
+        data["tasks"]["ner"].update(train={"format": "conll", "path": "ner/train.conll"}),
+        data["tasks"]["ner"]["test"].update(sw={"format": "conll", "path": "ner/test.conll"}),
+    ))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    config = load_pipeline_config(Path("..") / "project" / path.name)  # relative to elsewhere, like a user's shell
+    root = folder.resolve()
+    assert config.output_dir == root / "out"
+    assert config.corpus("sw").location == str(root / "corpora" / "sw.txt")
+    assert config.base_model.name_or_path == str(root / "base")
+    assert config.labeled("ner", "train").path == str(root / "ner" / "train.conll")
+    assert config.labeled("ner", "test", "sw").path == str(root / "ner" / "test.conll")
+    assert config.labeled("ner", "dev").path == str(toy_ner / "dev.conll")  # absolute paths stay
+    assert config.source_file == root / "pipeline.yaml"
+
+    # a hub name is not a path: it is left alone
+    hub = write_pipeline(folder, tiny_base_dir, toy_ner, edit=_edit(["base_model", "name_or_path"], "xlm-roberta-base"))
+    assert load_pipeline_config(hub).base_model.name_or_path == "xlm-roberta-base"

@@ -1,5 +1,6 @@
 """Orchestration and tracking: the Prefect flows end to end on a tiny model, the MLflow run tree,
-caching, failures and retries, the CLI, config validation and the Dask task runner.
+caching, failures and retries, the CLI and the Dask task runner (config validation, which needs
+no Prefect, is in test_config_input.py).
 
 Costs are shared (conftest): the session's one Prefect test API (`prefect_api`), the session's one
 trained pipeline (`trained_pipeline`) whose adapters later tests copy so that only the stage under
@@ -21,7 +22,7 @@ import pytest
 import yaml
 
 from flows_support import (all_runs, children, new_pipeline, run_madx, runs_where, torch_threads_kept, tracker_for,
-                           write_corpus, write_pipeline)
+                           write_corpus)
 from madx.errors import AdapterLoadError, ConfigError, DataError
 
 
@@ -184,7 +185,7 @@ def test_adapter_artifacts_carry_their_hash_and_load(trained, tmp_path):
 
     from madx import AdapterModel, Stack, load_adapter
     from madx.fileutil import sha256_of_directory
-    from madx.io import adapter_state_dict
+    from madx.adapter_files import adapter_state_dict
     from safetensors.torch import load_file
 
     tracker = tracker_for(trained.config_path)
@@ -538,80 +539,6 @@ def test_cli_error_inside_a_flow_is_one_line(trained, tmp_path, capfd, monkeypat
     assert result.code == 1, (result.out, result.err)
     assert len(result.errors) == 1 and "language 'xx' is not in" in result.errors[0], result.err
     assert "['en', 'sw']" in result.errors[0] and "Traceback" not in result.out + result.err
-
-
-# -- 5. config validation (no Prefect) ------------------------------------------------------------
-def _edit(path: list, value):
-    def edit(data):
-        target = data
-        for key in path[:-1]:
-            target = target[key]
-        target[path[-1]] = value
-    return edit
-
-
-@pytest.mark.parametrize("edit, names", [
-    (_edit(["colour"], "blue"), ["colour: unknown key"]),
-    (_edit(["runner", "workers"], 3), ["runner.workers: unknown key"]),
-    (_edit(["languages", "sw", "corpora"], "x.txt"), ["languages.sw.corpora: unknown key"]),
-    (_edit(["language_adapter", "stepz"], 3), ["language_adapter.stepz: unknown key (did you mean steps?); allowed: "]),
-    (_edit(["evaluation", "batch_size"], "many"), ["evaluation.batch_size: expected an integer, got 'many'"]),
-    (_edit(["runner", "kind"], "ray"), ["runner.kind", "'threads' or 'dask'"]),
-    (_edit(["languages", "sw", "corpus"], "corpora/missing.txt"), ["languages.sw.corpus", "corpora/missing.txt"]),
-    (_edit(["tasks", "ner", "test", "sw"], {"format": "conll", "path": "nope.conll"}), ["tasks.ner.test.sw", "nope.conll"]),
-    (_edit(["evaluation", "setups"], ["madx", "zero-shot"]), ["evaluation.setups", "'zero-shot'"]),
-    (_edit(["source_language"], "fr"), ["source_language 'fr'", "['en', 'sw']"]),
-    (_edit(["languages", "sw", "schedule"], "weekly"), ["languages.sw.schedule", "cron"]),
-], ids=["unknown-key", "unknown-nested-key", "unknown-language-key", "unknown-training-key", "wrong-type",
-        "wrong-choice", "missing-corpus", "missing-test-set", "unknown-setup", "source-not-configured", "bad-cron"])
-def test_config_errors_name_the_key_and_file(tmp_path, tiny_base_dir, toy_ner, edit, names):
-    from flows.config import load_pipeline_config
-
-    path = write_pipeline(tmp_path, tiny_base_dir, toy_ner, edit=edit)
-    with pytest.raises(ConfigError) as raised:
-        load_pipeline_config(path)
-    message = str(raised.value)
-    assert message.startswith(str(path)), message
-    for name in names:
-        assert name in message, message
-
-
-def test_wrongly_typed_training_field_is_named(tmp_path, tiny_base_dir, toy_ner):
-    from flows.config import load_pipeline_config
-
-    path = write_pipeline(tmp_path, tiny_base_dir, toy_ner, edit=_edit(["language_adapter", "steps"], "six"))
-    with pytest.raises(ConfigError, match="steps"):
-        load_pipeline_config(path)
-
-
-def test_config_paths_resolve_against_the_yaml_folder(tmp_path, tiny_base_dir, toy_ner, monkeypatch):
-    from flows.config import load_pipeline_config
-
-    folder = tmp_path / "project"
-    shutil.copytree(toy_ner, folder / "ner")
-    shutil.copytree(tiny_base_dir, folder / "base")
-    path = write_pipeline(folder, tiny_base_dir, toy_ner, edit=lambda data: (
-        data["base_model"].update(name_or_path="./base"),
-        data["tasks"]["ner"].update(train={"format": "conll", "path": "ner/train.conll"}),
-        data["tasks"]["ner"]["test"].update(sw={"format": "conll", "path": "ner/test.conll"}),
-    ))
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-
-    config = load_pipeline_config(Path("..") / "project" / path.name)  # relative to elsewhere, like a user's shell
-    root = folder.resolve()
-    assert config.output_dir == root / "out"
-    assert config.corpus("sw").location == str(root / "corpora" / "sw.txt")
-    assert config.base_model.name_or_path == str(root / "base")
-    assert config.labeled("ner", "train").path == str(root / "ner" / "train.conll")
-    assert config.labeled("ner", "test", "sw").path == str(root / "ner" / "test.conll")
-    assert config.labeled("ner", "dev").path == str(toy_ner / "dev.conll")  # absolute paths stay
-    assert config.source_file == root / "pipeline.yaml"
-
-    # a hub name is not a path: it is left alone
-    hub = write_pipeline(folder, tiny_base_dir, toy_ner, edit=_edit(["base_model", "name_or_path"], "xlm-roberta-base"))
-    assert load_pipeline_config(hub).base_model.name_or_path == "xlm-roberta-base"
 
 
 # -- 6. Dask --------------------------------------------------------------------------------------

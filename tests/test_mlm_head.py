@@ -14,7 +14,7 @@ from language_adapters.settings import HeadWarmup, LanguageAdapterTraining
 from language_adapters.train import train_language_adapter
 from madx import AdapterModel
 from madx.errors import TrainingFailedError
-from madx.loading import MissingMlmHeadError, load_mlm_model, stored_mlm_head
+from madx.pretrained import MissingMlmHeadError, load_mlm_model, stored_mlm_head
 
 LA = dict(steps=40, batch_size=4, learning_rate=1e-2, warmup_steps=0, max_length=32, eval_every=40, log_every=5,
           checkpoint_every=0)

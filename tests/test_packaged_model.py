@@ -385,7 +385,7 @@ def test_the_real_encoder_is_refused_for_mlm_then_its_warmed_head_is_far_below_c
     uniform guess to far below the 250,002-token vocabulary, before any language adapter trains."""
     from language_adapters.mlm_head import warm_up_mlm_head
     from language_adapters.settings import HeadWarmup
-    from madx.loading import MissingMlmHeadError, load_mlm_model
+    from madx.pretrained import MissingMlmHeadError, load_mlm_model
 
     with pytest.raises(MissingMlmHeadError, match=r"multilingual-e5-small.* has no pretrained MLM head .*mlm_head: warmup"):
         load_mlm_model(e5_folder)

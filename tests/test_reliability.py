@@ -553,7 +553,7 @@ def test_code_shipped_with_a_base_model_never_runs(tmp_path, tiny_base_dir):
     built-in class and never imports that file; transformers with trust_remote_code=True would."""
     from transformers import AutoConfig
 
-    from madx.loading import load_config, load_model, load_tokenizer
+    from madx.pretrained import load_config, load_model, load_tokenizer
 
     base = tmp_path / "base-with-code"
     shutil.copytree(tiny_base_dir, base)

@@ -77,7 +77,7 @@ def test_a_hand_edited_adapter_config_with_wrong_types_is_named(tiny_language_ad
     import json
 
     from madx.errors import AdapterLoadError
-    from madx.io import check_adapter_folder
+    from madx.adapter_files import check_adapter_folder
 
     folder = tmp_path / "adapter"
     shutil.copytree(tiny_language_adapter, folder)
