@@ -36,6 +36,7 @@ from bench.timing import (  # noqa: F401 (re-exported)
     CpuMeter, Timing, paired_ratio, summarize, time_calls, time_interleaved, wait_for_quiet,
 )  # fmt: skip
 from madx.fileutil import atomic_directory, atomic_write_text
+from madx.pretrained import xlmr_config
 from madx.tokenizer import train_sentencepiece_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,19 +64,9 @@ class ModelShape:
     max_positions: int = 514  # XLM-R counts positions from pad_id + 1: 512 tokens need 514
 
     def config(self, tokenizer) -> XLMRobertaConfig:
-        return XLMRobertaConfig(
-            vocab_size=self.vocab,
-            hidden_size=self.hidden,
-            num_hidden_layers=self.layers,
-            num_attention_heads=self.heads,
-            intermediate_size=self.ffn,
-            max_position_embeddings=self.max_positions,
-            type_vocab_size=1,
-            layer_norm_eps=1e-5,
-            pad_token_id=tokenizer.pad_token_id,
-            bos_token_id=tokenizer.cls_token_id,
-            eos_token_id=tokenizer.sep_token_id,
-        )
+        # dropout and layer norm as in the published xlm-roberta-base checkpoint
+        return xlmr_config(tokenizer, vocab_size=self.vocab, hidden=self.hidden, layers=self.layers, heads=self.heads,
+                           ffn=self.ffn, max_length=self.max_positions - 2, layer_norm_eps=1e-5)
 
 
 SHAPES: dict[str, ModelShape] = {

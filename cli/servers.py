@@ -134,7 +134,7 @@ def ui(
     """
     from flows.config import load_pipeline_config
     from flows.pipeline import tracking_target
-    from tasks.tracking import redact
+    from tasks.tracking_store import redact
 
     target = tracking_target(load_pipeline_config(config))
     scheme = target.uri.split("://", 1)[0] if "://" in target.uri else "file"
@@ -149,7 +149,8 @@ def ui(
     if target.artifact_root:  # experiments the UI creates keep their artifacts beside the pipeline's
         command += ["--default-artifact-root", target.artifact_root, "--no-serve-artifacts"]
 
-    from tasks.tracking import Tracker, runs_url
+    from tasks.tracking import Tracker
+    from tasks.tracking_store import runs_url
 
     experiment_id = Tracker(target).experiment_id  # made now if the pipeline never ran: the link works
 

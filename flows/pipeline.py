@@ -40,7 +40,8 @@ from tasks.stages import (
     train_task_adapter_task,
     warm_up_mlm_head_task,
 )
-from tasks.tracking import Tracker, TrackingTarget, redact, resolve_tracking_uri
+from tasks.tracking import Tracker
+from tasks.tracking_store import TrackingTarget, redact, resolve_tracking_uri
 
 
 def tracking_target(config: PipelineConfig) -> TrackingTarget:

@@ -26,7 +26,7 @@ from language_adapters.mlm import chunk_corpus, evaluate_mlm, mlm_batch_loss
 from language_adapters.train import Position, next_batch
 from madx.errors import ConfigError
 from madx.fileutil import atomic_directory
-from madx.pretrained import build_model
+from madx.pretrained import build_model, xlmr_config
 from madx.seeding import SEEDING_VERSION, own_dropout, seeded_global_rng
 from madx.stopping import check
 from madx.tokenizer import train_sentencepiece_tokenizer
@@ -123,20 +123,9 @@ def build_base_model(
 
 
 def _model_config(spec: BaseModelSpec, tokenizer) -> XLMRobertaConfig:
-    return XLMRobertaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden_size,
-        num_hidden_layers=spec.num_layers,
-        num_attention_heads=spec.num_heads,
-        intermediate_size=spec.intermediate_size,
-        max_position_embeddings=spec.max_length + 2,  # XLM-R counts positions from pad_id + 1
-        hidden_dropout_prob=spec.dropout,
-        attention_probs_dropout_prob=spec.dropout,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.cls_token_id,
-        eos_token_id=tokenizer.sep_token_id,
-        type_vocab_size=1,
-    )
+    return xlmr_config(tokenizer, vocab_size=len(tokenizer), hidden=spec.hidden_size, layers=spec.num_layers,
+                       heads=spec.num_heads, ffn=spec.intermediate_size, max_length=spec.max_length,
+                       dropout=spec.dropout)
 
 
 def _fingerprint(spec: BaseModelSpec, texts: Mapping[str, list[str]]) -> str:

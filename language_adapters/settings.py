@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from madx.config import resolve_config
-from madx.errors import ConfigError, DataError
+from madx.config import checked_adapter_spec
+from madx.errors import DataError
 
 
 CorpusKind = Literal["text", "udhr", "bible", "packaged", "hf", "disk", "mix"]
@@ -103,17 +103,7 @@ class _Settings(BaseModel):
         return self.model_dump()
 
 
-def _adapter_config(value: str | dict[str, Any]) -> str | dict[str, Any]:
-    """An adapter preset name or config dict that madx.config resolves (checked now, not after the
-    model has loaded)."""
-    try:
-        resolve_config(value)
-    except ConfigError as error:
-        raise ValueError(str(error)) from None
-    return value
-
-
-AdapterSpec = Annotated[str | dict[str, Any], AfterValidator(_adapter_config)]
+AdapterSpec = Annotated[str | dict[str, Any], AfterValidator(checked_adapter_spec)]
 
 
 class LanguageAdapterTraining(_Settings):

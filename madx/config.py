@@ -149,3 +149,15 @@ def resolve_config(config: AdapterConfig | str | dict[str, Any]) -> AdapterConfi
         name = data.pop("preset", None)
         return preset(name, **data) if name else AdapterConfig.from_dict(data)
     raise ConfigError(f"an adapter config must be a preset name, a dict or AdapterConfig, got {type(config).__name__}")
+
+
+def checked_adapter_spec(spec: str | dict[str, Any]) -> str | dict[str, Any]:
+    """`spec` (a preset name or config dict, as a pipeline config writes it) unchanged when an adapter
+    config can be built from it, else ValueError with the reason: what a settings model's validator
+    needs, so a bad spec is said at load, not after the model has loaded."""
+    try:
+        resolve_config(spec)
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
+    return spec
+

@@ -14,7 +14,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForTokenClassification, AutoTokenizer
+from transformers import (AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForTokenClassification, AutoTokenizer,
+                          XLMRobertaConfig)
 
 from madx.errors import MadxError, UnsupportedModelError
 from madx.surgery import ARCHITECTURES, max_sequence_length
@@ -174,3 +175,26 @@ def usable_length(config, tokenizer, requested: int) -> int:
 
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def xlmr_config(tokenizer, *, vocab_size: int, hidden: int, layers: int, heads: int, ffn: int, max_length: int,
+                dropout: float = 0.1, layer_norm_eps: float = 1e-12) -> XLMRobertaConfig:
+    """The config of an XLM-R encoder built from scratch around `tokenizer` (its pad, <s> and </s>
+    ids): sequences of `max_length` tokens fit (XLM-R counts positions from pad_id + 1, so it needs
+    max_length + 2 position embeddings). The one builder of the small base model and the benchmarks."""
+    return XLMRobertaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=ffn,
+        max_position_embeddings=max_length + 2,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+        layer_norm_eps=layer_norm_eps,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+        type_vocab_size=1,
+    )
+

@@ -215,7 +215,7 @@ def build_demo_store(folder: Path) -> str:
 def _copy_empty_store(database: Path) -> None:
     """Start from the empty store `madx prepare` caches, if there is one: MLflow would otherwise
     create the schema by running every migration (several seconds on 2 cores). Same path as
-    tasks.tracking.store_template(), not imported: that module pulls in the adapter core (seconds)."""
+    tasks.tracking_store.store_template(), not imported: that module pulls in the adapter core (seconds)."""
     import mlflow
 
     cache = os.environ.get("MADX_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "madx"

@@ -11,18 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from madx.config import resolve_config
-from madx.errors import ConfigError
-
-
-def _adapter_config(value: str | dict[str, Any]) -> str | dict[str, Any]:
-    """An adapter preset name or config dict that madx.config resolves (checked now, not after the
-    model has loaded)."""
-    try:
-        resolve_config(value)
-    except ConfigError as error:
-        raise ValueError(str(error)) from None
-    return value
+from madx.config import checked_adapter_spec
 
 
 class TaskAdapterTraining(BaseModel):
@@ -48,7 +37,7 @@ class TaskAdapterTraining(BaseModel):
         description="The best dev score must beat the majority-label baseline (always the most frequent training "
                     "label) by this much (0.05 = 5 points), or the run fails and nothing is saved.",
     )
-    adapter: Annotated[str | dict[str, Any], AfterValidator(_adapter_config)] = Field(
+    adapter: Annotated[str | dict[str, Any], AfterValidator(checked_adapter_spec)] = Field(
         "madx_task", description="Adapter preset name or config dict.")
     device: str = Field("auto", description="auto, cpu or cuda.")
 

@@ -26,7 +26,9 @@ from madx.errors import AdapterLoadError, DataError, MadxError
 from madx.fileutil import sha256_of_directory, sha256_of_file
 from madx.seeding import SEEDING_VERSION
 from tasks import progress, tracking
-from tasks.tracking import Tracker, TrackingTarget, TrackingUnavailable
+from tasks.tracking import Tracker
+from tasks.tracking_queries import TrackedRuns
+from tasks.tracking_store import TrackingTarget, TrackingUnavailable
 from tagging.sources import LabeledSource
 from task_adapters.settings import TaskAdapterTraining
 
@@ -132,7 +134,7 @@ def _check_reused(folder: Path, kind: str, cache_key: str, target: TrackingTarge
     logged by the run that made it (when the store has that run), and its files are complete."""
     from madx.adapter_files import check_adapter_folder
 
-    tracked = Tracker(target).tracked_adapter(folder, kind, cache_key)
+    tracked = TrackedRuns(Tracker(target)).tracked_adapter(folder, kind, cache_key)
     if tracked is not None:
         actual = sha256_of_directory(folder)
         if actual != tracked.sha256:
@@ -461,13 +463,14 @@ def build_report_task(ctx: StageContext, base_model: str, title: str, notes: lis
 
     ctx.use_threads()
     tracker = Tracker(ctx.target)
-    rows = tracker.evaluation_rows(base_model)
+    runs = TrackedRuns(tracker)
+    rows = runs.evaluation_rows(base_model)
     if not rows:
         return {}
-    counts = tracker.evaluation_counts(rows)
-    language_adapters = tracker.language_adapter_rows(base_model)
+    counts = runs.evaluation_counts(rows)
+    language_adapters = runs.language_adapter_rows(base_model)
     files = write_report(rows, ctx.out / "report", title=title, language_adapters=language_adapters,
-                         task_adapters=tracker.task_adapter_rows(base_model), counts=counts, notes=notes)
+                         task_adapters=runs.task_adapter_rows(base_model), counts=counts, notes=notes)
     _flag(tracker, ctx.parent_run_id, "report", untrustworthy(rows, language_adapters))
     # The comparison itself on the pipeline's run: per-setup averages, differences and their intervals.
     tracker.log_metrics(ctx.parent_run_id, parent_run_metrics(summarise(rows, counts)))

@@ -203,14 +203,13 @@ def tiny_task_adapter(tmp_path_factory, tiny_base_dir, tiny_language_adapter, to
 
 
 @pytest.fixture(scope="session")
-def mlflow_template(tmp_path_factory):
-    """An empty MLflow SQLite store, migrated once (a fresh store costs ~10 s of schema migrations):
-    tests copy it into their output folder."""
-    from mlflow.tracking import MlflowClient
+def mlflow_template():
+    """The product's own empty, migrated MLflow store (`madx prepare`'s template, in this session's
+    MADX_CACHE_DIR), made once (a fresh store costs ~10 s of schema migrations): tests copy it into
+    their output folder, and a store the product creates during the session starts from it too."""
+    from tasks.tracking_store import prepare_store_template
 
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
+    return prepare_store_template()[0]
 
 
 @pytest.fixture

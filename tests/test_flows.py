@@ -24,6 +24,7 @@ import yaml
 from flows_support import (all_runs, children, new_pipeline, run_madx, runs_where, torch_threads_kept, tracker_for,
                            write_corpus)
 from madx.errors import AdapterLoadError, ConfigError, DataError
+from tasks.tracking_queries import TrackedRuns
 
 
 # -- shared fixtures ------------------------------------------------------------------------------
@@ -217,14 +218,14 @@ def test_adapter_artifacts_carry_their_hash_and_load(trained, tmp_path):
     assert tagger.model.num_labels == 7  # O + B/I of PER, LOC, ORG
 
     # adapter_folder: the recorded local folder while its hash matches, else a checked download
-    tracked = tracker.latest_adapter("task_adapter", trained.base, task="ner")
+    tracked = TrackedRuns(tracker).latest_adapter("task_adapter", trained.base, task="ner")
     assert tracked is not None and tracked.sha256 == sha256_of_directory(downloaded[f"ner-{Path(tracked.path).name[5:]}"])
-    assert tracker.adapter_folder(tracked, tmp_path / "unused") == Path(tracked.path)
+    assert TrackedRuns(tracker).adapter_folder(tracked, tmp_path / "unused") == Path(tracked.path)
     moved = replace(tracked, path=str(tmp_path / "gone"))
-    fetched = tracker.adapter_folder(moved, tmp_path / "fetched")
+    fetched = TrackedRuns(tracker).adapter_folder(moved, tmp_path / "fetched")
     assert fetched != Path(tracked.path) and sha256_of_directory(fetched) == tracked.sha256
     with pytest.raises(AdapterLoadError, match="does not match the tracked"):
-        tracker.adapter_folder(replace(moved, sha256="0" * 64), tmp_path / "fetched-again")
+        TrackedRuns(tracker).adapter_folder(replace(moved, sha256="0" * 64), tmp_path / "fetched-again")
 
 
 def test_reports_written_and_logged_on_the_parent_run(trained):
@@ -278,14 +279,14 @@ def test_unchanged_adapters_are_reused_and_force_retrains(trained):
 
     # 7. latest_adapter: the newest finished adapter run of a language, found by its tags
     tracker = tracker_for(trained.config_path)
-    latest = tracker.latest_adapter("language_adapter", trained.base, language="sw")
+    latest = TrackedRuns(tracker).latest_adapter("language_adapter", trained.base, language="sw")
     assert latest.run_id == new_run.info.run_id
     assert latest.path == str(sw_folder.resolve()) and latest.sha256 == sha256_of_directory(sw_folder)
     first_en = one(runs_where(children(all_runs(trained.config_path), trained.summary["run_id"]),
                               kind="language_adapter", language="en"))
-    assert tracker.latest_adapter("language_adapter", trained.base, language="en").run_id == first_en.info.run_id
-    assert tracker.latest_adapter("language_adapter", trained.base, language="zz") is None
-    assert tracker.latest_adapter("language_adapter", "some/other-base", language="sw") is None
+    assert TrackedRuns(tracker).latest_adapter("language_adapter", trained.base, language="en").run_id == first_en.info.run_id
+    assert TrackedRuns(tracker).latest_adapter("language_adapter", trained.base, language="zz") is None
+    assert TrackedRuns(tracker).latest_adapter("language_adapter", "some/other-base", language="sw") is None
     no_run_left_running(trained.config_path)
 
 
@@ -567,7 +568,7 @@ def test_dask_runner_trains_languages_in_parallel_processes(make_pipeline, tmp_p
 
 # -- 7. credentials -------------------------------------------------------------------------------
 def test_redact_drops_credentials():
-    from tasks.tracking import redact
+    from tasks.tracking_store import redact
 
     assert redact("https://alice:s3cret@mlflow.example.com/api") == "https://***@mlflow.example.com/api"
     assert redact("postgresql://u:p@db:5432/mlflow") == "postgresql://***@db:5432/mlflow"

@@ -679,7 +679,7 @@ def test_a_label_set_mixing_iob2_with_other_tags_is_refused():
 def test_an_unreachable_store_is_retried_by_stages_as_transient():
     """Prefect retries only what can pass by itself: a tracking store that did not answer can."""
     from tasks.stages import transient_only
-    from tasks.tracking import TrackingUnavailable
+    from tasks.tracking_store import TrackingUnavailable
 
     class State:
         def result(self):

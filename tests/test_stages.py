@@ -11,7 +11,7 @@ def test_a_configured_adapter_folder_is_used_instead_of_training(tmp_path, tiny_
     from flows.config import load_pipeline_config
     from flows.pipeline import language_job
     from tasks.stages import StageContext, train_language_adapter_task
-    from tasks.tracking import TrackingTarget
+    from tasks.tracking_store import TrackingTarget
 
     def use_existing(data):
         data["languages"]["sw"]["adapter"] = str(tiny_language_adapter)

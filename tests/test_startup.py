@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from madx.errors import MadxError
-from tasks.tracking import Tracker, TrackingTarget, store_template
+from tasks.tracking import Tracker
+from tasks.tracking_queries import TrackedRuns
+from tasks.tracking_store import TrackingTarget, store_template
 
 pytestmark = pytest.mark.slow  # Prefect API servers and the one-off databases, each started for real
 
@@ -55,9 +57,9 @@ def test_a_new_store_is_copied_from_the_template_and_behaves_like_a_migrated_one
     run_id = copied.start("a run", {"madx.kind": "test"})
     copied.log_metrics(run_id, {"f1": 0.5}, step=3)
     copied.finish(run_id)
-    [run] = copied.find_runs({"madx.kind": "test"})
+    [run] = TrackedRuns(copied).find_runs({"madx.kind": "test"})
     assert run.data.metrics == {"f1": 0.5} and run.info.status == "FINISHED"
-    assert migrated.find_runs({"madx.kind": "test"}) == []  # two stores, nothing shared
+    assert TrackedRuns(migrated).find_runs({"madx.kind": "test"}) == []  # two stores, nothing shared
     assert migrations == [], "the second store was migrated instead of copied from the template"
     template.unlink()
     _tracker(tmp_path / "third")

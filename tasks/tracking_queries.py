@@ -1,0 +1,158 @@
+"""Reading the tracked runs back: the adapters a store knows (to reuse or restore one), and the
+evaluations, per-sentence counts and adapter summaries the report and `madx results` are built from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from collections.abc import Mapping
+
+from madx.fileutil import sha256_of_directory
+from tasks.tracking import (ADAPTER_ARTIFACT, ADAPTER_PATH, ADAPTER_SHA, BASE_MODEL, FLAGS, KIND, LANGUAGE,
+                            MAJORITY_LABEL, SCHEME, SEED, SENTENCE_COUNTS, SETUP, TASK, Tracker)
+
+
+@dataclass(frozen=True)
+class TrackedAdapter:
+    run_id: str
+    path: str
+    sha256: str
+
+
+class TrackedRuns:
+    """Queries on the runs of one tracker's experiment."""
+
+    def __init__(self, tracker: Tracker):
+        self.tracker = tracker
+        self.client = tracker.client
+        self.experiment_id = tracker.experiment_id
+
+    def portable(self, path):
+        return self.tracker.portable(path)
+
+    def local(self, recorded: str) -> str:
+        return self.tracker.local(recorded)
+
+    def find_runs(self, filters: Mapping[str, str], finished_only: bool = True, max_results: int = 1000) -> list:
+        filters = {key: self.portable(value) if key == BASE_MODEL else value for key, value in filters.items()}
+        clauses = [f"tags.`{key}` = '{value}'" for key, value in filters.items()]
+        if finished_only:
+            clauses.append("attributes.status = 'FINISHED'")
+        return self.client.search_runs(
+            [self.experiment_id], " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=max_results
+        )
+
+    def latest_adapter(self, kind: str, base_model: str, language: str | None = None, task: str | None = None) -> TrackedAdapter | None:
+        """The most recent finished adapter run of this kind for a language (or task) on this base."""
+        filters = {KIND: kind, BASE_MODEL: base_model}
+        if language:
+            filters[LANGUAGE] = language
+        if task:
+            filters[TASK] = task
+        for run in self.find_runs(filters, max_results=20):
+            tags = run.data.tags
+            if ADAPTER_SHA in tags:
+                return TrackedAdapter(run.info.run_id, self.local(tags.get(ADAPTER_PATH, "")), tags[ADAPTER_SHA])
+        return None
+
+    def tracked_adapter(self, folder: Path, kind: str, cache_key: str) -> TrackedAdapter | None:
+        """The newest finished run of `kind` that logged the adapter in `folder` under `cache_key`."""
+        path = self.portable(Path(folder).resolve())
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`{KIND}` = '{kind}' and params.cache_key = '{cache_key}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"], max_results=100,
+        )
+        for run in runs:
+            tags = run.data.tags
+            if tags.get(ADAPTER_PATH) == path and ADAPTER_SHA in tags:
+                return TrackedAdapter(run.info.run_id, str(Path(folder).resolve()), tags[ADAPTER_SHA])
+        return None
+
+    def adapter_folder(self, adapter: TrackedAdapter, download_to: Path) -> Path:
+        """A local folder holding exactly the tracked adapter: the recorded path if its sha256 still
+        matches, else a fresh download of the artifact (checked too)."""
+        from madx.errors import AdapterLoadError
+
+        local = Path(adapter.path)
+        if local.is_dir() and sha256_of_directory(local) == adapter.sha256:
+            return local
+        target = Path(download_to)
+        target.mkdir(parents=True, exist_ok=True)
+        path = Path(self.client.download_artifacts(adapter.run_id, ADAPTER_ARTIFACT, str(target)))
+        if sha256_of_directory(path) != adapter.sha256:
+            raise AdapterLoadError(
+                f"adapter of run {adapter.run_id} at {path}: sha256 {sha256_of_directory(path)[:12]}... does not "
+                f"match the tracked {adapter.sha256[:12]}..."
+            )
+        return path
+
+    def evaluation_rows(self, base_model: str | None = None) -> list[dict[str, Any]]:
+        """The latest score of every (task, language, setup, seed) evaluated in this experiment; `f1`
+        is the headline score whatever its tracked name, `run_id` the run holding its sentence counts."""
+        filters = {KIND: "evaluation"}
+        if base_model:
+            filters[BASE_MODEL] = base_model
+        latest: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        for run in self.find_runs(filters, max_results=50_000):
+            tags, metrics = run.data.tags, run.data.metrics
+            key = (tags.get(TASK), tags.get(LANGUAGE), tags.get(SETUP), tags.get(SEED))
+            metric = run.data.params.get("metric", "f1")
+            if None in key or key in latest or metric not in metrics:
+                continue
+            latest[key] = {**metrics, "task": key[0], "language": key[1], "setup": key[2], "seed": int(key[3]),
+                           "scheme": tags.get(SCHEME), "source_language": tags.get("madx.source_language"),
+                           "f1": metrics[metric], "run_id": run.info.run_id}
+        return list(latest.values())
+
+    def evaluation_counts(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """run_id -> per-sentence counts (a numpy array) of every row that logged them."""
+        import numpy as np
+
+        counts = {}
+        for row in rows:
+            with contextlib.suppress(OSError, KeyError, ValueError):  # a run from before counts were logged
+                counts[row["run_id"]] = np.asarray(self.sentence_counts(row["run_id"]), dtype=float)
+        return counts
+
+    def sentence_counts(self, run_id: str) -> list[list[int]]:
+        """The per-sentence counts an evaluation run logged (tagging.metrics.sentence_counts)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="madx-counts-") as scratch:
+            path = Path(self.client.download_artifacts(run_id, SENTENCE_COUNTS, scratch))
+            return json.loads(path.read_text(encoding="utf-8"))["counts"]
+
+    def language_adapter_rows(self, base_model: str | None = None) -> list[dict[str, Any]]:
+        """Held-out MLM perplexity of the newest trained adapter of every language: before training
+        (the base with a fresh adapter) and after."""
+        filters = {KIND: "language_adapter"}
+        if base_model:
+            filters[BASE_MODEL] = base_model
+        latest: dict[str, dict[str, Any]] = {}
+        for run in self.find_runs(filters, max_results=5000):
+            language, metrics = run.data.tags.get(LANGUAGE), run.data.metrics
+            if language and language not in latest and "initial_perplexity" in metrics:  # reuses log no curve
+                latest[language] = {"language": language, "initial_perplexity": metrics["initial_perplexity"],
+                                    "perplexity": metrics["perplexity"], "flags": run.data.tags.get(FLAGS, "")}
+        return sorted(latest.values(), key=lambda row: row["language"])
+
+
+    def task_adapter_rows(self, base_model: str | None = None) -> list[dict[str, Any]]:
+        """The newest trained task adapter of every task: its source-language dev score and the
+        majority-label baseline it had to beat."""
+        filters = {KIND: "task_adapter"}
+        if base_model:
+            filters[BASE_MODEL] = base_model
+        latest: dict[str, dict[str, Any]] = {}
+        for run in self.find_runs(filters, max_results=5000):
+            task, metrics, tags = run.data.tags.get(TASK), run.data.metrics, run.data.tags
+            if task and task not in latest and "dev_f1" in metrics:
+                latest[task] = {"task": task, "source_language": tags.get(LANGUAGE), "dev_f1": metrics["dev_f1"],
+                                "dev_majority_baseline": metrics.get("dev_majority_baseline"),
+                                "majority_label": tags.get(MAJORITY_LABEL)}
+        return sorted(latest.values(), key=lambda row: row["task"])
