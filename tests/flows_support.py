@@ -59,6 +59,11 @@ def write_corpus(path: Path, language: str, repeat: int = 12) -> Path:
     return path
 
 
+# One torch thread per stage: the suite runs on 2 cores with 2 pytest workers and 2 stages at once, and the
+# default (all cores per stage) would put 8 threads on 2 cores.
+RUNNER = {"kind": "threads", "max_workers": 2, "threads_per_stage": 1}
+
+
 def pipeline_dict(base_dir: Path, ner_dir: Path, languages: dict[str, str], tests: dict[str, str] | None = None,
                   **overrides: Any) -> dict[str, Any]:
     """A pipeline config as a mapping: `languages` maps code -> corpus path (relative to the YAML
@@ -80,7 +85,7 @@ def pipeline_dict(base_dir: Path, ner_dir: Path, languages: dict[str, str], test
         "language_adapter": dict(LANGUAGE_TRAINING),
         "task_adapter": dict(TASK_TRAINING),
         "evaluation": {"setups": ["madx", "en-la", "no-la"], "batch_size": 32, "max_length": 48},
-        "runner": {"kind": "threads", "max_workers": 2},
+        "runner": dict(RUNNER),  # a copy: tests edit their config mapping
     }
     data.update(overrides)
     return data

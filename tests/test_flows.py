@@ -21,8 +21,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from flows_support import (all_runs, children, new_pipeline, run_madx, runs_where, torch_threads_kept, tracker_for,
-                           write_corpus)
+from flows_support import (RUNNER, all_runs, children, new_pipeline, run_madx, runs_where, torch_threads_kept,
+                           tracker_for, write_corpus)
 from madx.errors import AdapterLoadError, ConfigError, DataError
 from tasks.tracking_queries import TrackedRuns
 
@@ -95,7 +95,7 @@ def test_same_config_and_seeds_give_the_same_adapters_and_scores_whatever_the_ru
     summaries = {}
     for workers in (3, 1):
         path = new_pipeline(tmp_path / f"workers-{workers}", base, toy_ner, mlflow_template, ("en", "sw", "de"),
-                            runner={"kind": "threads", "max_workers": workers})
+                            runner={**RUNNER, "max_workers": workers})
         summaries[workers] = run_flow(madx_pipeline, path)
     parallel, sequential = summaries[3], summaries[1]
     assert set(parallel["adapters"]) == set(sequential["adapters"]) == {"language/en", "language/sw", "language/de", "task/ner/seed-1", "task/ner/seed-2"}

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows_support import descendants, start_time
+from flows_support import RUNNER, descendants, start_time
 
 CRON = "0 3 * * 0"
 FLOW_NAME = "madx-train-language-adapter"
@@ -135,6 +135,7 @@ def _tiny_config(tmp_path: Path, base_dir: Path, corpus: Path) -> Path:
         "languages": {"en": {"corpus": str(corpus), "schedule": CRON}, "sw": {"corpus": str(corpus)}},
         "language_adapter": {"steps": 3, "batch_size": 4, "max_length": 32, "warmup_steps": 0, "eval_every": 3,
                              "log_every": 3, "checkpoint_every": 0, "held_out_fraction": 0.2},
+        "runner": dict(RUNNER),
     }
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
