@@ -32,7 +32,7 @@ def predict_label_ids(
     lengths this does far less work than padding everything to `max_length`.
     """
     model.eval()
-    input_ids = encoded["input_ids"]
+    input_ids = encoded["input_ids"][:]  # a list, read from Arrow once (not once a row)
     order = sorted(range(len(input_ids)), key=lambda i: len(input_ids[i]))
     predictions: list[list[int] | None] = [None] * len(input_ids)
     for start in range(0, len(order), batch_size):

@@ -99,7 +99,9 @@ def train_task_adapter(
     optimizer, scheduler = make_optimizer(
         am, training.learning_rate, training.weight_decay, round(training.warmup_ratio * total_steps), total_steps
     )
-    input_ids, labels = train_rows["input_ids"], train_rows["labels"]
+    # Whole columns as lists, read from Arrow once: indexing a datasets Column row by row reads
+    # Arrow again every time (~45 us a row, 64 reads a step).
+    input_ids, labels = train_rows["input_ids"][:], train_rows["labels"][:]
     history: list[dict[str, float]] = []
     best: dict[str, Any] = {"f1": -1.0}
     started, tokens, step = time.perf_counter(), 0, 0
