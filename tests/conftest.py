@@ -14,6 +14,11 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# One compute thread in every process the tests start too (madx commands, servers, Dask workers):
+# the suite runs one pytest worker per core, and more threads than cores only wait on each other.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Real models and data fetched from package registries (madx/packages.py) stay in the user's cache
 # that `make setup` filled: pinned by sha256, never written by a test.
 if "MADX_ASSETS_DIR" not in os.environ and "MADX_CACHE_DIR" not in os.environ:

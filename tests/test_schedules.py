@@ -244,7 +244,8 @@ def test_served_language_deployment_runs_on_a_real_server(tmp_path, tiny_base_di
     port, ui_port = _free_port(), _free_port()
     api, ui_url = f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{ui_port}"
     env = _env(tmp_path / "prefect")
-    served_env = _env(tmp_path / "prefect", PREFECT_API_URL=api)
+    # The runner asks for triggered runs every second instead of every 10 s (Prefect's default).
+    served_env = _env(tmp_path / "prefect", PREFECT_API_URL=api, PREFECT_RUNNER_POLL_FREQUENCY="1")
     processes: dict[str, tuple[subprocess.Popen, Path]] = {}
 
     def start(name: str, command: list[str], environment: dict[str, str]) -> subprocess.Popen:
