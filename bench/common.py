@@ -33,7 +33,7 @@ import transformers
 from transformers import AutoModelForMaskedLM, AutoTokenizer, XLMRobertaConfig
 
 from bench.timing import (  # noqa: F401 (re-exported)
-    CpuMeter, Timing, paired_ratio, summarize, time_calls, time_interleaved, wait_for_quiet,
+    CpuMeter, Timing, paired_ratio, summarize, time_interleaved, wait_for_quiet,
 )  # fmt: skip
 from madx.fileutil import atomic_directory, atomic_write_text
 from madx.pretrained import xlmr_config

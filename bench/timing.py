@@ -32,18 +32,6 @@ class Timing:
         return dataclasses.asdict(self)
 
 
-def time_calls(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> Timing:
-    """Run `fn` `warmup` times untimed (allocator, thread pool, caches), then `repeats` times timed."""
-    for _ in range(warmup):
-        fn()
-    runs = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - started)
-    return summarize(runs, warmup)
-
-
 def time_interleaved(calls: dict[str, tuple[Callable[[], Any], int]]) -> tuple[dict[str, Timing], dict[str, Any]]:
     """Time several calls in rounds (A, B, C, then B, C, A, then C, A, B, ...): load from other
     processes that comes and goes then hits every variant alike, so their ratio stays meaningful on

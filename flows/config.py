@@ -29,7 +29,7 @@ import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError,
                       WrapValidator, create_model, field_validator, model_validator)
 
-from evaluation.setups import DEFAULT_SETUPS, NEEDS_TARGET_ADAPTER, SETUPS
+from evaluation.setups import DEFAULT_SETUPS, SETUPS
 from language_adapters.settings import BaseModelSpec, CorpusSource, HeadWarmup, LanguageAdapterTraining
 from madx.errors import ConfigError, MadxError
 from tagging.sources import LabeledSource
@@ -375,9 +375,6 @@ class PipelineConfig(_Strict):
         """A hash of everything that defines the pipeline (tagged on every MLflow run)."""
         data = self.model_dump(mode="json", exclude={"source_file"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-    def needs_target_adapters(self) -> bool:
-        return bool(NEEDS_TARGET_ADAPTER & set(self.evaluation.setups))
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,6 @@ class MlmChunks:
     train: list[list[int]]
     held_out: list[list[int]]
 
-    @property
-    def train_tokens(self) -> int:
-        return sum(len(chunk) for chunk in self.train)
-
 
 def chunk_corpus(
     texts: Dataset,

@@ -247,8 +247,3 @@ def _read_record(folder: Path) -> dict[str, Any] | None:
         return json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-def read_warmup_metrics(folder: str | Path) -> dict[str, float]:
-    record = _read_record(Path(folder))
-    return record["metrics"] if record else {}

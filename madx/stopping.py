@@ -78,10 +78,3 @@ def stop_on_signals() -> Iterator[None]:
         for sig, handler in previous.items():
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(sig, handler)
-
-
-def reset() -> None:
-    """Forget a stop request (a new command in the same process, e.g. in tests)."""
-    global _signal_name
-    _STOP.clear()
-    _signal_name = "a stop request"

@@ -71,15 +71,6 @@ def sentence_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]
     return counts
 
 
-def score_from_counts(totals: Sequence[float], scheme: Scheme) -> float:
-    """The corpus score (`f1`) from summed `sentence_counts`: word accuracy, or entity F1 = 2 tp / (predicted + gold)."""
-    if scheme == "plain":
-        correct, words = totals
-        return float(correct / words) if words else 0.0
-    found, predicted, gold = totals
-    return float(2 * found / (predicted + gold)) if predicted + gold else 0.0
-
-
 def metric_name(scheme: Scheme) -> str:
     """What a task's headline score is, in words: entity F1 (seqeval, strict IOB2) or word accuracy."""
     return "entity F1" if scheme == "iob2" else "word accuracy"

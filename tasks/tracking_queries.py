@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
-from madx.fileutil import sha256_of_directory
-from tasks.tracking import (ADAPTER_ARTIFACT, ADAPTER_PATH, ADAPTER_SHA, BASE_MODEL, FLAGS, KIND, LANGUAGE,
+from tasks.tracking import (ADAPTER_PATH, ADAPTER_SHA, BASE_MODEL, FLAGS, KIND, LANGUAGE,
                             MAJORITY_LABEL, SCHEME, SEED, SENTENCE_COUNTS, SETUP, TASK, Tracker)
 
 
@@ -46,19 +45,6 @@ class TrackedRuns:
             [self.experiment_id], " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=max_results
         )
 
-    def latest_adapter(self, kind: str, base_model: str, language: str | None = None, task: str | None = None) -> TrackedAdapter | None:
-        """The most recent finished adapter run of this kind for a language (or task) on this base."""
-        filters = {KIND: kind, BASE_MODEL: base_model}
-        if language:
-            filters[LANGUAGE] = language
-        if task:
-            filters[TASK] = task
-        for run in self.find_runs(filters, max_results=20):
-            tags = run.data.tags
-            if ADAPTER_SHA in tags:
-                return TrackedAdapter(run.info.run_id, self.local(tags.get(ADAPTER_PATH, "")), tags[ADAPTER_SHA])
-        return None
-
     def tracked_adapter(self, folder: Path, kind: str, cache_key: str) -> TrackedAdapter | None:
         """The newest finished run of `kind` that logged the adapter in `folder` under `cache_key`."""
         path = self.portable(Path(folder).resolve())
@@ -72,24 +58,6 @@ class TrackedRuns:
             if tags.get(ADAPTER_PATH) == path and ADAPTER_SHA in tags:
                 return TrackedAdapter(run.info.run_id, str(Path(folder).resolve()), tags[ADAPTER_SHA])
         return None
-
-    def adapter_folder(self, adapter: TrackedAdapter, download_to: Path) -> Path:
-        """A local folder holding exactly the tracked adapter: the recorded path if its sha256 still
-        matches, else a fresh download of the artifact (checked too)."""
-        from madx.errors import AdapterLoadError
-
-        local = Path(adapter.path)
-        if local.is_dir() and sha256_of_directory(local) == adapter.sha256:
-            return local
-        target = Path(download_to)
-        target.mkdir(parents=True, exist_ok=True)
-        path = Path(self.client.download_artifacts(adapter.run_id, ADAPTER_ARTIFACT, str(target)))
-        if sha256_of_directory(path) != adapter.sha256:
-            raise AdapterLoadError(
-                f"adapter of run {adapter.run_id} at {path}: sha256 {sha256_of_directory(path)[:12]}... does not "
-                f"match the tracked {adapter.sha256[:12]}..."
-            )
-        return path
 
     def evaluation_rows(self, base_model: str | None = None) -> list[dict[str, Any]]:
         """The latest score of every (task, language, setup, seed) evaluated in this experiment; `f1`

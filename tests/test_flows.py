@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import shutil
 import sys
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,8 +22,7 @@ import yaml
 
 from flows_support import (RUNNER, all_runs, children, new_pipeline, run_madx, runs_where, torch_threads_kept,
                            tracker_for, write_corpus)
-from madx.errors import AdapterLoadError, ConfigError, DataError
-from tasks.tracking_queries import TrackedRuns
+from madx.errors import ConfigError, DataError
 
 
 # -- shared fixtures ------------------------------------------------------------------------------
@@ -217,16 +215,6 @@ def test_adapter_artifacts_carry_their_hash_and_load(trained, tmp_path):
     tagger.set_active(Stack("en", "ner"))
     assert tagger.model.num_labels == 7  # O + B/I of PER, LOC, ORG
 
-    # adapter_folder: the recorded local folder while its hash matches, else a checked download
-    tracked = TrackedRuns(tracker).latest_adapter("task_adapter", trained.base, task="ner")
-    assert tracked is not None and tracked.sha256 == sha256_of_directory(downloaded[f"ner-{Path(tracked.path).name[5:]}"])
-    assert TrackedRuns(tracker).adapter_folder(tracked, tmp_path / "unused") == Path(tracked.path)
-    moved = replace(tracked, path=str(tmp_path / "gone"))
-    fetched = TrackedRuns(tracker).adapter_folder(moved, tmp_path / "fetched")
-    assert fetched != Path(tracked.path) and sha256_of_directory(fetched) == tracked.sha256
-    with pytest.raises(AdapterLoadError, match="does not match the tracked"):
-        TrackedRuns(tracker).adapter_folder(replace(moved, sha256="0" * 64), tmp_path / "fetched-again")
-
 
 def test_reports_written_and_logged_on_the_parent_run(trained):
     client = tracker_for(trained.config_path).client
@@ -277,16 +265,6 @@ def test_unchanged_adapters_are_reused_and_force_retrains(trained):
     assert new_run.data.tags["mlflow.parentRunId"] == forced["run_id"]
     assert (new_run.data.tags["madx.kind"], new_run.data.tags["madx.language"]) == ("language_adapter", "sw")
 
-    # 7. latest_adapter: the newest finished adapter run of a language, found by its tags
-    tracker = tracker_for(trained.config_path)
-    latest = TrackedRuns(tracker).latest_adapter("language_adapter", trained.base, language="sw")
-    assert latest.run_id == new_run.info.run_id
-    assert latest.path == str(sw_folder.resolve()) and latest.sha256 == sha256_of_directory(sw_folder)
-    first_en = one(runs_where(children(all_runs(trained.config_path), trained.summary["run_id"]),
-                              kind="language_adapter", language="en"))
-    assert TrackedRuns(tracker).latest_adapter("language_adapter", trained.base, language="en").run_id == first_en.info.run_id
-    assert TrackedRuns(tracker).latest_adapter("language_adapter", trained.base, language="zz") is None
-    assert TrackedRuns(tracker).latest_adapter("language_adapter", "some/other-base", language="sw") is None
     no_run_left_running(trained.config_path)
 
 
