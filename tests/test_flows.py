@@ -187,8 +187,7 @@ def test_adapter_artifacts_carry_their_hash_and_load(trained, tmp_path):
     from madx.adapter_files import adapter_state_dict
     from safetensors.torch import load_file
 
-    tracker = tracker_for(trained.config_path)
-    client = tracker.client
+    client = tracker_for(trained.config_path).client
     nested = children(all_runs(trained.config_path), trained.summary["run_id"])
     adapters = [r for r in nested if r.data.tags["madx.kind"] in ("language_adapter", "task_adapter")]
     assert len(adapters) == 4  # en, sw, and a ner task adapter per seed
@@ -264,6 +263,9 @@ def test_unchanged_adapters_are_reused_and_force_retrains(trained):
     new_run = one([r for r in adapter_runs() if r.info.run_id not in before])
     assert new_run.data.tags["mlflow.parentRunId"] == forced["run_id"]
     assert (new_run.data.tags["madx.kind"], new_run.data.tags["madx.language"]) == ("language_adapter", "sw")
+    # the retrained adapter's run records where it lies and its hash, what the next run checks before reusing it
+    assert new_run.data.tags["madx.adapter_path"] == "adapters/language/sw"
+    assert new_run.data.tags["madx.adapter_sha256"] == sha256_of_directory(sw_folder)
 
     no_run_left_running(trained.config_path)
 
