@@ -268,7 +268,8 @@ def results(
     rows = runs.evaluation_rows(base)
     if not rows:
         raise MadxError(f"no evaluations tracked yet for {config}; run `madx run {config}` first")
-    print_table(rows, runs.task_adapter_rows(base), runs.language_adapter_rows(base), runs.evaluation_counts(rows))
+    print_table(rows, runs.task_adapter_rows(base), runs.language_adapter_rows(base), runs.evaluation_counts(rows),
+                loaded.evaluation.harm_guard)
 
 
 def demo(
@@ -356,10 +357,11 @@ def register(app: typer.Typer) -> None:
 
 # -- output --------------------------------------------------------------------------------------
 def print_table(rows: list[dict], task_adapters: list[dict] | None = None, language_adapters: list[dict] | None = None,
-                counts: dict | None = None) -> None:
+                counts: dict | None = None, harm_guard=None) -> None:
     """Per task, every language x setup as mean ± sd over the seeds, the differences madx − no-la and
     madx − en-la with their 95 % intervals (bold when it excludes 0), the source-language dev score
-    and the majority-label baseline; then whatever makes a number untrustworthy."""
+    and the majority-label baseline; the label-free harm guard of each target adapter; then whatever
+    makes a number untrustworthy (`harm_guard`: the config's `evaluation.harm_guard`)."""
     from evaluation.comparison import AVERAGE
     from evaluation.report import format_difference, format_stat, summarise, untrustworthy
 
@@ -391,8 +393,38 @@ def print_table(rows: list[dict], task_adapters: list[dict] | None = None, langu
         if s.averages:
             add("[bold]average[/]", AVERAGE, s.averages)
         console.print(table)
-    for line in untrustworthy(rows, language_adapters):
+    print_harm_guard(rows, harm_guard)
+    for line in untrustworthy(rows, language_adapters, harm_guard):
         console.print(f"[bold yellow]warning:[/] {line}", highlight=False)
+
+
+def print_harm_guard(rows: list[dict], harm_guard=None) -> None:
+    """The harm guard's measures per task and target language (madx against en-la, no labels), or
+    why there are none."""
+    from evaluation.harm import looks_harmful
+    from evaluation.report import format_number, format_stat, harm_cells, harm_guard_note
+    from evaluation.settings import HarmGuard
+
+    note = harm_guard_note(rows)
+    if note:
+        console.print(note, style="dim", highlight=False)
+        return
+    cells = harm_cells(rows)
+    if not cells:
+        return
+    guard = harm_guard or HarmGuard()
+    table = Table(title="label-free harm guard: madx against en-la on each target's test text",
+                  caption=f"flagged: agreement < {100 * guard.min_label_agreement:.0f} % or label TV > "
+                          f"{guard.max_label_tv:.2f} (evaluation.harm_guard); mean ± sd over seeds")
+    for column in ("task", "language", "agreement (%)", "label TV", "hidden drift"):
+        table.add_column(column, justify="left" if column in ("task", "language") else "right")
+    table.add_column("", no_wrap=True)
+    for cell in cells:
+        flagged = looks_harmful(cell.means, guard)
+        table.add_row(cell.task, cell.language, format_stat(cell.measures["label_agreement"]),
+                      format_number(cell.measures["label_tv"]), format_number(cell.measures["hidden_drift"]),
+                      "[bold red]likely harmful[/]" if flagged else "")
+    console.print(table)
 
 
 def print_summary(config, summary: dict, seconds: float) -> None:
@@ -404,7 +436,8 @@ def print_summary(config, summary: dict, seconds: float) -> None:
     runs, base = TrackedRuns(Tracker(tracking_target(config))), base_model_name(config)
     rows = runs.evaluation_rows(base) if summary.get("rows") else []
     if rows:
-        print_table(rows, runs.task_adapter_rows(base), runs.language_adapter_rows(base), runs.evaluation_counts(rows))
+        print_table(rows, runs.task_adapter_rows(base), runs.language_adapter_rows(base), runs.evaluation_counts(rows),
+                    config.evaluation.harm_guard)
     report = summary.get("report") or {}
     console.print(f"\n[bold green]done[/] in {seconds:.0f} s")
     if report:

@@ -3,7 +3,8 @@
 Files: results.csv / results.json (one row per task, language, setup and seed), summary.json (each
 cell's mean and sd over seeds, each difference with its 95 % paired bootstrap interval), a heatmap
 (PNG) and report.md, which shows per language the mean +- sd of every setup and the differences
-madx - no-la and madx - en-la with their intervals (`evaluation.comparison`).
+madx - no-la and madx - en-la with their intervals (`evaluation.comparison`), the warnings, and the
+label-free harm guard of each target adapter (`evaluation.harm`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from evaluation.comparison import AVERAGE, CellStatistics, Difference, cell_statistics, paired_differences
+from evaluation.harm import COMPARED, MEASURES, harm_flag, looks_harmful
+from evaluation.settings import HarmGuard
 from madx.fileutil import atomic_write, atomic_write_text
 from tagging.metrics import metric_name
 
@@ -31,7 +34,7 @@ SETUP_MEANING = {
 }
 # What MAD-X claims, as differences of setups: each is reported when both setups were scored.
 COMPARISONS = (("madx", "no-la"), ("madx", "en-la"))
-# A zero-shot cell less than this far above the majority-label baseline is flagged in the report.
+# A zero-shot cell below the majority-label baseline, or less than this far above it, is flagged in the report.
 MAJORITY_MARGIN = 0.02
 
 
@@ -139,6 +142,7 @@ def write_report(
     task_adapters: list[dict[str, Any]] | None = None,
     counts: dict[str, np.ndarray] | None = None,
     notes: list[str] | None = None,
+    guard: HarmGuard | None = None,
 ) -> ReportFiles:
     """Write results.csv, results.json, summary.json, heatmap.png and report.md into `out_dir`.
 
@@ -147,7 +151,8 @@ def write_report(
     `task_adapters`: optional rows {task, source_language, dev_f1, dev_majority_baseline,
     majority_label}: the source-language dev score shown beside each task's zero-shot table.
     `counts`: run_id -> per-sentence counts of each row's evaluation, for the intervals.
-    `notes`: lines about the data and the base model, shown under the tables."""
+    `notes`: lines about the data and the base model, shown under the tables.
+    `guard`: the thresholds that flag a harmful target adapter (default: HarmGuard's)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(out_dir / "results.csv", out_dir / "results.json", out_dir / "heatmap.png",
@@ -160,7 +165,7 @@ def write_report(
     atomic_write_text(files.csv, to_csv(rows))
     atomic_write_text(files.json, json.dumps(rows, indent=2, sort_keys=True) + "\n")
     atomic_write_text(files.summary, json.dumps(summary_records(summaries), indent=2, sort_keys=True) + "\n")
-    atomic_write_text(files.markdown, to_markdown(rows, title, language_adapters, task_adapters, summaries, notes))
+    atomic_write_text(files.markdown, to_markdown(rows, title, language_adapters, task_adapters, summaries, notes, guard))
     write_heatmap(summaries, files.heatmap, title)
     return files
 
@@ -209,34 +214,141 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def untrustworthy(rows: list[dict[str, Any]], language_adapters: list[dict[str, Any]] | None = None) -> list[str]:
-    """What makes a number in the report untrustworthy, in words: cells no better than always
-    answering the majority label, a matrix whose cells are all equal, flagged language adapters."""
+def untrustworthy(rows: list[dict[str, Any]], language_adapters: list[dict[str, Any]] | None = None,
+                  guard: HarmGuard | None = None) -> list[str]:
+    """What makes a number in the report untrustworthy, in words: cells below or barely above
+    always answering the majority label, a matrix whose cells are all equal, flagged language
+    adapters, and target adapters that look harmful by `guard`'s thresholds (default: HarmGuard's)."""
     found = []
     for task in sorted({row["task"] for row in rows}):
         cells = [row for row in rows if row["task"] == task]
-        seeds_at_baseline: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for row in cells:
-            if row.get("majority_baseline") is not None and \
-                    float(row["f1"]) < float(row["majority_baseline"]) + MAJORITY_MARGIN:
-                seeds_at_baseline[(row["language"], row["setup"])].append(int(row.get("seed", 0)))
-        at_baseline = [f"{language}/{setup}" + (f" (seed {', '.join(map(str, sorted(seeds)))})" if "seed" in cells[0] else "")
-                       for (language, setup), seeds in sorted(seeds_at_baseline.items())]
-        if at_baseline:
-            found.append(f"`{task}`: within {100 * MAJORITY_MARGIN:.0f} points of the majority-label baseline "
-                         f"(the tagger transferred nothing there): {', '.join(at_baseline)}")
+        found += majority_warnings(task, cells)
         if len(cells) > 1 and len({round(float(row["f1"]), 6) for row in cells}) == 1:
             found.append(f"`{task}`: every cell of the matrix is {_pct(float(cells[0]['f1']))}: the setups cannot differ "
                          "like this unless the run is broken (a constant tagger?)")
     for row in language_adapters or []:
         if row.get("flags"):
             found.append(f"language adapter `{row['language']}`: {row['flags']}")
+    for cell in harm_cells(rows):
+        flag = harm_flag(cell.task, cell.language, cell.source_language, cell.means, guard or HarmGuard(), cell.seed_note)
+        if flag:
+            found.append(flag)
     return found
+
+
+def majority_warnings(task: str, cells: list[dict[str, Any]]) -> list[str]:
+    """The cells (language/setup) of one task that score below the majority-label baseline, and
+    those within MAJORITY_MARGIN above it, each with its score and the baseline: a cell at that
+    level means the tagger transferred nothing there."""
+    below: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    within: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in cells:
+        if row.get("majority_baseline") is None:
+            continue
+        score, baseline = float(row["f1"]), float(row["majority_baseline"])
+        if score < baseline:
+            below[(row["language"], row["setup"])].append(row)
+        elif score < baseline + MAJORITY_MARGIN:
+            within[(row["language"], row["setup"])].append(row)
+    found = []
+    if below:
+        found.append(f"`{task}`: below the majority-label baseline (the tagger transferred nothing there): "
+                     + "; ".join(_against_baseline(key, group) for key, group in sorted(below.items())))
+    if within:
+        found.append(f"`{task}`: within {100 * MAJORITY_MARGIN:.0f} points above the majority-label baseline (the "
+                     "tagger transferred next to nothing there): "
+                     + "; ".join(_against_baseline(key, group) for key, group in sorted(within.items())))
+    return found
+
+
+def _against_baseline(cell: tuple[str, str], rows: list[dict[str, Any]]) -> str:
+    """"de/madx 19.0 % vs 38.0 %" for one cell's rows (one seed's score, or the mean of the seeds named)."""
+    score = sum(float(row["f1"]) for row in rows) / len(rows)
+    numbers = f"{_pct(score)} % vs {_pct(float(rows[0]['majority_baseline']))} %"
+    seeds = sorted(int(row["seed"]) for row in rows if "seed" in row)
+    if len(seeds) > 1:
+        numbers = f"mean {numbers}, seeds {', '.join(map(str, seeds))}"
+    elif seeds:
+        numbers += f", seed {seeds[0]}"
+    return f"{cell[0]}/{cell[1]} ({numbers})"
+
+
+@dataclass(frozen=True)
+class HarmCell:
+    """The label-free harm measures (evaluation/harm.py) of one task's target language: its madx
+    rows' measures, mean and sd over seeds."""
+
+    task: str
+    language: str
+    source_language: str | None
+    seeds: list[int]
+    measures: dict[str, CellStatistics]
+
+    @property
+    def means(self) -> dict[str, float]:
+        return {name: stats.mean for name, stats in self.measures.items()}
+
+    @property
+    def seed_note(self) -> str:
+        if len(self.seeds) > 1:
+            return f"mean of seeds {', '.join(map(str, self.seeds))}"
+        return f"seed {self.seeds[0]}" if self.seeds else ""
+
+
+def harm_cells(rows: list[dict[str, Any]]) -> list[HarmCell]:
+    """Per task and target language (not the source), the harm measures its `madx` rows carry."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row["setup"] == COMPARED[0] and row["language"] != row.get("source_language") and \
+                all(row.get(name) is not None for name in MEASURES):
+            groups[(row["task"], row["language"])].append(row)
+    return [HarmCell(task, language, group[0].get("source_language"),
+                     sorted(int(row["seed"]) for row in group if "seed" in row),
+                     {name: cell_statistics([float(row[name]) for row in group]) for name in MEASURES})
+            for (task, language), group in sorted(groups.items())]
+
+
+def harm_guard_note(rows: list[dict[str, Any]]) -> str | None:
+    """Why the report has no harm-guard numbers, when it has target languages but none (said once)."""
+    if harm_cells(rows) or not any(row["language"] != row.get("source_language") for row in rows):
+        return None
+    missing = [setup for setup in COMPARED if not any(row["setup"] == setup for row in rows)]
+    if missing:
+        return (f"No label-free harm guard: it compares `{COMPARED[0]}` with `{COMPARED[1]}` on each target's test text, "
+                f"and no {' or '.join(f'`{setup}`' for setup in missing)} cell was scored (`evaluation.setups`).")
+    return (f"No label-free harm guard numbers: these `{COMPARED[0]}` evaluations were tracked before madx measured "
+            "them; `madx evaluate` measures them.")
+
+
+def harm_markdown(rows: list[dict[str, Any]], guard: HarmGuard | None = None) -> list[str]:
+    """The report's harm-guard section: per task and target language, how much the target adapter
+    changes the tagger relative to the source adapter, and whether that crosses `guard`'s thresholds."""
+    guard = guard or HarmGuard()
+    note = harm_guard_note(rows)
+    if note:
+        return ["## Label-free harm guard", "", note, ""]
+    cells = harm_cells(rows)
+    if not cells:
+        return []
+    lines = ["## Label-free harm guard (target adapter vs source adapter, no labels used)", "",
+             f"On each target's test text, `{COMPARED[0]}` (the target's language adapter under the task adapter) against "
+             f"`{COMPARED[1]}` (the source language's): label agreement = share of words labelled alike; label TV = "
+             "total variation distance between their predicted-label distributions; hidden drift = mean "
+             "‖h_madx − h_en-la‖ / ‖h_en-la‖ of the states the token head reads. Flagged when agreement < "
+             f"{100 * guard.min_label_agreement:.0f} % or TV > {guard.max_label_tv:.2f} (`evaluation.harm_guard`). "
+             "Mean ± sd over seeds.", "",
+             "| task | language | label agreement (%) | label TV | hidden drift | |", "|---|---|---|---|---|---|"]
+    for cell in cells:
+        flagged = looks_harmful(cell.means, guard)
+        lines.append(f"| {cell.task} | {cell.language} | {format_stat(cell.measures['label_agreement'])} | "
+                     f"{format_number(cell.measures['label_tv'])} | {format_number(cell.measures['hidden_drift'])} | "
+                     f"{'**likely harmful**' if flagged else ''} |")
+    return [*lines, ""]
 
 
 def to_markdown(rows: list[dict[str, Any]], title: str, language_adapters: list[dict[str, Any]] | None = None,
                 task_adapters: list[dict[str, Any]] | None = None, summaries: list[TaskSummary] | None = None,
-                notes: list[str] | None = None) -> str:
+                notes: list[str] | None = None, guard: HarmGuard | None = None) -> str:
     summaries = summaries if summaries is not None else summarise(rows)
     lines = [f"# {title}", ""]
     trained = {row["task"]: row for row in task_adapters or []}
@@ -276,9 +388,10 @@ def to_markdown(rows: list[dict[str, Any]], title: str, language_adapters: list[
     lines += ["Setups: " + "; ".join(f"`{setup}` = {SETUP_MEANING[setup]}" for setup in present) + ".", ""]
     if notes:
         lines += ["## Data and base model", "", *[f"- {note}" for note in notes], ""]
-    found = untrustworthy(rows, language_adapters)
+    found = untrustworthy(rows, language_adapters, guard)
     if found:
         lines += ["## Warnings", "", *[f"- {line}" for line in found], ""]
+    lines += harm_markdown(rows, guard)
     if language_adapters:
         lines += language_adapter_markdown(language_adapters)
     return "\n".join(lines)
@@ -289,6 +402,13 @@ def format_stat(stats: CellStatistics | None) -> str:
     if stats is None:
         return ""
     return _pct(stats.mean) + ("" if stats.sd is None else f" ± {100 * stats.sd:.1f}")
+
+
+def format_number(stats: CellStatistics | None) -> str:
+    """"0.34 ± 0.02" (a number that is not a share), or "0.34" with one seed."""
+    if stats is None:
+        return ""
+    return f"{stats.mean:.2f}" + ("" if stats.sd is None else f" ± {stats.sd:.2f}")
 
 
 def format_difference(difference: Difference | None, bold: str = "**{}**") -> str:

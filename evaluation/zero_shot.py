@@ -8,12 +8,17 @@ Setups (what runs under the task adapter):
 The base model is loaded once; language adapters are loaded into it, swapped and dropped, never
 the base. (The names say "en" because English is the usual source; the source language is whatever
 the task adapter was trained on.)
+
+When both `madx` and `en-la` are scored, their forward passes run batch by batch side by side, and
+the `madx` row also carries the label-free harm measures of the target adapter (evaluation/harm.py:
+`label_agreement`, `label_tv`, `hidden_drift`), computed from those same passes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +30,13 @@ from madx.model import AdapterModel
 from madx.seeding import seeded_global_rng
 from madx.stopping import check
 from madx.training_loop import pick_device
-from tagging.alignment import encode_tagged
+from tagging.alignment import encode_tagged, predictions_to_tags
 from tagging.corpus import TaggedCorpus
 from tagging.metrics import flatten_scores, majority_score
-from tagging.predict import evaluate_tagging
+from tagging.predict import predict_label_ids, predict_label_ids_under, score_predicted
 from tagging.readers import load_labeled
 from tagging.scheme import LabelSet, check_known_tags
+from evaluation.harm import COMPARED, HiddenDrift, harm_measures
 from evaluation.setups import DEFAULT_SETUPS, NEEDS_TARGET_ADAPTER, check_setups
 from tagging.sources import LabeledSource
 
@@ -90,13 +96,22 @@ def evaluate_zero_shot(
                                                                                             label_set.scheme)}
             if NEEDS_TARGET_ADAPTER & set(setups):
                 ensure_language(language)
+            predicted: dict[str, list[list[str]]] = {}
+            harm: dict[str, float] = {}
+            if set(COMPARED) <= set(setups):
+                check(f"evaluation of {task!r} on {language!r} before setups {' and '.join(COMPARED)}")
+                predicted, harm = _compare_adapters(am, task, source, language, encoded, label_set,
+                                                    tokenizer.pad_token_id, batch_size, device_)
             for setup in setups:
                 check(f"evaluation of {task!r} on {language!r} before setup {setup!r}")
-                am.set_active(*_activation(setup, task, source, language, am.num_layers))
-                scores = evaluate_tagging(am.model, corpus, tokenizer, label_set, max_length, batch_size, device_, encoded)
+                if setup not in predicted:
+                    am.set_active(*_activation(setup, task, source, language, am.num_layers))
+                    label_ids = predict_label_ids(am.model, encoded, tokenizer.pad_token_id, batch_size, device_)
+                    predicted[setup] = predictions_to_tags(encoded, label_ids, label_set)
+                scores = score_predicted(corpus, predicted[setup], label_set.scheme)
                 row = {"task": task, "language": language, "setup": setup, "source_language": source,
                        "scheme": label_set.scheme, **flatten_scores(scores), **baseline,
-                       "sentence_counts": scores["sentence_counts"]}
+                       **(harm if setup == COMPARED[0] else {}), "sentence_counts": scores["sentence_counts"]}
                 rows.append(row)
                 if on_cell:
                     on_cell(Cell(task, language, setup), row)
@@ -104,6 +119,25 @@ def evaluate_zero_shot(
                 am.delete_adapter(language)  # keep memory flat over many languages
                 loaded.discard(language)
     return rows
+
+
+def _compare_adapters(am: AdapterModel, task: str, source: str, language: str, encoded, label_set: LabelSet,
+                      pad_token_id: int, batch_size: int, device) -> tuple[dict[str, list[list[str]]], dict[str, float]]:
+    """The predicted tags of the COMPARED setups (madx, en-la) and the harm measures between them,
+    from one forward pass per setup and batch: the hidden-state drift is taken batch by batch from
+    the token head's inputs, so no third pass and no test set's worth of states in memory."""
+    drift = HiddenDrift()
+    target, reference = COMPARED
+    activations = {setup: partial(am.set_active, *_activation(setup, task, source, language, am.num_layers))
+                   for setup in COMPARED}
+
+    def compare(states, words) -> None:
+        drift.add(states[target], states[reference], words)
+
+    label_ids = predict_label_ids_under(am.model, encoded, pad_token_id, activations, batch_size, device,
+                                        head=am.token_head, on_head_inputs=compare)
+    predicted = {setup: predictions_to_tags(encoded, label_ids[setup], label_set) for setup in COMPARED}
+    return predicted, harm_measures(predicted[target], predicted[reference], drift)
 
 
 def _activation(setup: str, task: str, source: str, language: str, num_layers: int) -> tuple[Stack, tuple[int, ...]]:

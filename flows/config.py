@@ -29,6 +29,7 @@ import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError,
                       WrapValidator, create_model, field_validator, model_validator)
 
+from evaluation.settings import HarmGuard
 from evaluation.setups import DEFAULT_SETUPS, SETUPS
 from language_adapters.settings import BaseModelSpec, CorpusSource, HeadWarmup, LanguageAdapterTraining
 from madx.errors import ConfigError, MadxError
@@ -235,6 +236,11 @@ class EvaluationConfig(_Strict):
     setups: list[str] = Field(default_factory=lambda: list(DEFAULT_SETUPS), description=f"Any of {list(SETUPS)}.")
     batch_size: int = Field(64, ge=1, description="Sentences (windows) per inference batch.")
     max_length: int = Field(128, ge=8, description="Sub-tokens per row; longer sentences are split.")
+    harm_guard: HarmGuard = Field(
+        default_factory=HarmGuard,
+        description="Thresholds that flag a target language adapter as likely harmful, measured without target "
+                    "labels: `madx` against `en-la` on the target's test text (flagged in the log, MLflow, the report "
+                    "and `madx results`).")
 
     @field_validator("setups")
     @classmethod

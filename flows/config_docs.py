@@ -38,7 +38,7 @@ INTRO = """\
 # Pipeline configuration
 
 <!-- Generated from the pydantic models of flows/config.py and the stage settings they hold
-(language_adapters/settings.py, task_adapters/settings.py, tagging/sources.py) by
+(language_adapters/settings.py, task_adapters/settings.py, evaluation/settings.py, tagging/sources.py) by
 `python -m flows.config_docs`; edit those, then run `make docs`. -->
 
 A pipeline is one YAML file (those in `configs/` are examples): `madx run configs/demo.yaml`. It is read and

@@ -168,7 +168,7 @@ def task_job(config: PipelineConfig, name: str, seed: int) -> TaskAdapterJob:
 def evaluation_job(config: PipelineConfig, name: str, languages: list[str], seed: int) -> EvaluationJob:
     settings = config.evaluation
     return EvaluationJob(name, {code: config.labeled(name, "test", code) for code in languages}, tuple(settings.setups),
-                         settings.batch_size, settings.max_length, seed)
+                         settings.batch_size, settings.max_length, seed, settings.harm_guard)
 
 
 def _train_language(config: PipelineConfig, code: str, seed: int | None, base: str, run: _Run, force: bool,
@@ -353,7 +353,8 @@ def _with_test_sets(config: PipelineConfig, code: str, tests: dict[str, str]) ->
 
 
 def _report(config: PipelineConfig, base: str, run: _Run) -> dict[str, str]:
-    return build_report_task(run.context(), base, f"{config.name}: zero-shot transfer", report_notes(config, base))
+    return build_report_task(run.context(), base, f"{config.name}: zero-shot transfer", report_notes(config, base),
+                             config.evaluation.harm_guard)
 
 
 def report_notes(config: PipelineConfig, base_model: str) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from evaluation.settings import HarmGuard
 from language_adapters.settings import BaseModelSpec, CorpusSource, HeadWarmup, LanguageAdapterTraining
 from madx.errors import AdapterLoadError, DataError, MadxError
 from madx.fileutil import sha256_of_directory, sha256_of_file
@@ -207,7 +208,8 @@ class TaskAdapterJob:
 
 @dataclass(frozen=True)
 class EvaluationJob:
-    """The zero-shot cells of one task adapter: every (target language, setup) of `test_sets`."""
+    """The zero-shot cells of one task adapter: every (target language, setup) of `test_sets`;
+    `harm_guard`: when the madx cell flags its target adapter as harmful (evaluation/harm.py)."""
 
     task: str
     test_sets: dict[str, LabeledSource]
@@ -215,6 +217,7 @@ class EvaluationJob:
     batch_size: int
     max_length: int
     seed: int
+    harm_guard: HarmGuard = field(default_factory=HarmGuard)
 
 
 def language_adapter_folder(output_dir: str | Path, language: str, seed: int | None = None) -> Path:
@@ -417,8 +420,11 @@ def evaluate_task_adapter_task(ctx: StageContext, job: EvaluationJob, language_a
     base model; each cell is its own nested MLflow run under this stage's run, with params task,
     language, setup, seed and metric (what the UI groups and compares by), its score under the
     metric's own name, and its per-sentence counts as the artifact `sentence_counts.json` (for the
-    report's intervals)."""
+    report's intervals). A madx cell scored beside en-la also carries the label-free harm measures
+    (`label_agreement`, `label_tv`, `hidden_drift`) and, past `job.harm_guard`'s thresholds, a
+    warning in the log and its `madx.flags` tag."""
     ctx.use_threads()
+    from evaluation.harm import harm_flag
     from evaluation.zero_shot import evaluate_zero_shot
     from tagging.metrics import score_key
 
@@ -444,6 +450,10 @@ def evaluate_task_adapter_task(ctx: StageContext, job: EvaluationJob, language_a
                 tracker.log_metrics(run_id, tracking.named_scores(row))
                 tracker.log_dict(run_id, {"scheme": row["scheme"], "counts": row["sentence_counts"]},
                                  tracking.SENTENCE_COUNTS)
+                if "label_agreement" in row:
+                    flag = harm_flag(task_name, cell.language, row["source_language"], row, job.harm_guard,
+                                     note=f"seed {seed}")
+                    _flag(tracker, run_id, f"harm guard {task_name} {cell.language} seed {seed}", [flag] if flag else [])
             _logger().info("%s %s %s seed %s: %s=%.3f", task_name, cell.language, cell.setup, seed, metric, row["f1"])
 
         rows = evaluate_zero_shot(
@@ -455,10 +465,12 @@ def evaluate_task_adapter_task(ctx: StageContext, job: EvaluationJob, language_a
 
 
 @task(name="build-report", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
-def build_report_task(ctx: StageContext, base_model: str, title: str, notes: list[str]) -> dict[str, str]:
+def build_report_task(ctx: StageContext, base_model: str, title: str, notes: list[str],
+                      harm_guard: HarmGuard | None = None) -> dict[str, str]:
     """The comparison report from every evaluation tracked for this base model (so `add_language`
     extends the earlier results instead of replacing them); logged on the parent run. `notes` are
-    what a reader must know about the numbers (what the data is, unseen languages)."""
+    what a reader must know about the numbers (what the data is, unseen languages); `harm_guard`
+    the thresholds that flag a harmful target adapter."""
     from evaluation.report import parent_run_metrics, summarise, untrustworthy, write_report
 
     ctx.use_threads()
@@ -470,8 +482,8 @@ def build_report_task(ctx: StageContext, base_model: str, title: str, notes: lis
     counts = runs.evaluation_counts(rows)
     language_adapters = runs.language_adapter_rows(base_model)
     files = write_report(rows, ctx.out / "report", title=title, language_adapters=language_adapters,
-                         task_adapters=runs.task_adapter_rows(base_model), counts=counts, notes=notes)
-    _flag(tracker, ctx.parent_run_id, "report", untrustworthy(rows, language_adapters))
+                         task_adapters=runs.task_adapter_rows(base_model), counts=counts, notes=notes, guard=harm_guard)
+    _flag(tracker, ctx.parent_run_id, "report", untrustworthy(rows, language_adapters, harm_guard))
     # The comparison itself on the pipeline's run: per-setup averages, differences and their intervals.
     tracker.log_metrics(ctx.parent_run_id, parent_run_metrics(summarise(rows, counts)))
     tracker.log_files(ctx.parent_run_id, [files.csv, files.json, files.summary, files.heatmap, files.markdown], "report")

@@ -72,6 +72,8 @@ def test_pipeline_summary(trained):
     # en-la is each task adapter as trained, scored on text like its training data (the toy test set is
     # English): above the majority-label baseline (entity F1 0), as its dev score had to be
     assert all(row["f1"] > 0.05 for row in summary["rows"] if row["setup"] == "en-la"), summary["rows"]
+    # madx scored beside en-la: its rows carry the label-free harm guard's measures, the others none
+    assert all(("label_agreement" in row) == (row["setup"] == "madx") for row in summary["rows"])
 
 
 def test_same_config_and_seeds_give_the_same_adapters_and_scores_whatever_the_runner(
@@ -225,6 +227,7 @@ def test_reports_written_and_logged_on_the_parent_run(trained):
     # Beside the F1 table: what each language adapter learnt, as its tracked run recorded it.
     markdown = Path(report["markdown"]).read_text(encoding="utf-8")
     assert "## Language adapters" in markdown
+    assert "## Label-free harm guard" in markdown and "| ner | sw |" in markdown
     for language in trained.config.languages:
         run = client.search_runs([client.get_experiment_by_name(trained.config.name).experiment_id],
                                  f"tags.`madx.kind` = 'language_adapter' and tags.`madx.language` = '{language}'",
