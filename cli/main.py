@@ -62,11 +62,12 @@ def presets(
 
 
 def _register_commands() -> None:
-    from cli import adapterhub, pipeline, servers
+    from cli import adapterhub, data, pipeline, servers
 
     pipeline.register(app)
     adapterhub.register(app)
     servers.register(app)
+    data.register(app)
 
 
 _register_commands()

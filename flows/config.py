@@ -6,8 +6,9 @@ described once (docs/configuration.md is written from these models by flows/conf
 checked once, on load, before anything trains: unknown keys, wrong types, non-finite numbers,
 missing corpus or data files, unknown setups and languages without adapters are errors that name
 the file and the dotted key. Relative paths are resolved against the folder of the YAML file, so a
-config works from any working directory. Imports no Prefect, no MLflow and no torch (the CLI
-validates configs without them).
+config works from any working directory; `${data_root}` in a path stands for the benchmark data
+folder (`_expand_data_root`). Imports no Prefect, no MLflow and no torch (the CLI validates configs
+without them).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainSeriali
 from evaluation.settings import HarmGuard
 from evaluation.setups import DEFAULT_SETUPS, SETUPS
 from language_adapters.settings import BaseModelSpec, CorpusSource, HeadWarmup, LanguageAdapterTraining
+from madx.benchmark_data import DATA_ROOT_ENV, data_root_from_environment, default_data_root
 from madx.errors import ConfigError, MadxError
 from tagging.sources import LabeledSource
 from task_adapters.settings import TaskAdapterTraining
@@ -278,6 +280,11 @@ class PipelineConfig(_Strict):
     name: str = Field(description="Pipeline name: the MLflow experiment and Prefect run names.")
     output_dir: Path = Field(strict=False, description="Where adapters, reports and (by default) the tracking store go.")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default sqlite under output_dir.")
+    data_root: Path | None = Field(
+        None, strict=False,
+        description=f"The benchmark data folder that `${{data_root}}` stands for in this file's paths (e.g. "
+                    f"`${{data_root}}/masakhapos/hau/test.txt`). ${DATA_ROOT_ENV} overrides it; without either, the "
+                    "folder `madx data fetch` fills (~/.cache/madx/data) when it holds the files named.")
     base_model: BaseModelConfig = Field(description="The encoder every adapter is trained on.")
     source_language: str = Field("en", description="Language of the labeled training data (one of `languages`).")
     languages: dict[str, LanguageConfig] = Field(description="language code -> its corpus (and schedule).")
@@ -410,7 +417,8 @@ def load_pipeline_config(path: str | Path) -> PipelineConfig:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
-    return validate_config(_resolve_paths(raw, path.resolve().parent), source=path)
+    base = path.resolve().parent
+    return validate_config(_resolve_paths(_expand_data_root(raw, base, str(path)), base), source=path)
 
 
 def read_yaml(path: Path) -> Any:
@@ -604,6 +612,78 @@ def type_name(annotation: Any) -> str:
     return _TYPE_NAMES.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
+_VARIABLE = re.compile(r"\$\{([^{}]*)\}")
+DATA_ROOT = "${data_root}"
+
+
+def _expand_data_root(raw: dict[str, Any], base: Path, where: str) -> dict[str, Any]:
+    """`raw` with `${data_root}` in any string replaced by the data root's absolute path: $MADX_DATA_ROOT,
+    else the `data_root:` key (relative to the YAML's folder `base`), else the folder `madx data fetch`
+    fills when it holds every file the config names under it. Any other `${...}` is an error, and so is
+    `${data_root}` with no data root, said in one line with the ways to set one."""
+    uses: dict[str, str] = {}  # dotted key -> its string, for every string that uses ${data_root}
+
+    def find(value: Any, key: str) -> None:
+        if isinstance(value, dict):
+            for name, item in value.items():
+                find(item, f"{key}.{name}" if key else str(name))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                find(item, f"{key}.{index}")
+        elif isinstance(value, str) and "${" in value:
+            names = _VARIABLE.findall(value)
+            unknown = [name for name in names if name != "data_root"]
+            if unknown or len(names) != value.count("${"):
+                shown = f"${{{unknown[0]}}}" if unknown else "an unclosed ${"
+                raise ConfigError(f"{where}: {key}: {value!r} uses {shown}; the only variable a config knows is "
+                                  f"{DATA_ROOT} (the benchmark data folder)")
+            uses[key] = value
+
+    find(raw, "")
+    if not uses:
+        return raw
+    if "data_root" in uses:
+        raise ConfigError(f"{where}: data_root: {uses['data_root']!r} cannot use {DATA_ROOT} itself; give the folder")
+    root = str(_data_root(raw.get("data_root"), base, where, uses))
+
+    def expand(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {name: expand(item) for name, item in value.items()}
+        if isinstance(value, list):
+            return [expand(item) for item in value]
+        return value.replace(DATA_ROOT, root) if isinstance(value, str) else value
+
+    return expand(raw)
+
+
+def _data_root(key: Any, base: Path, where: str, uses: dict[str, str]) -> Path:
+    """The folder `${data_root}` stands for (see `_expand_data_root`)."""
+    environment = data_root_from_environment()
+    if environment is not None:
+        root, origin = environment, f"{DATA_ROOT_ENV}={os.environ[DATA_ROOT_ENV]}"
+    elif key is not None:
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError(f"{where}: data_root: expected a folder (a path), got {_shown(key)}")
+        root, origin = (base / key).resolve(), f"data_root: {key}"
+    else:
+        default = default_data_root()
+        named = [value.split(DATA_ROOT, 1)[1].lstrip("/") for value in uses.values()]
+        lacking = [name for name in named if not (default / name).exists()]
+        if default.is_dir() and not lacking:
+            return default
+        first = next(iter(uses))
+        more = f" (and {len(uses) - 1} more key(s))" if len(uses) > 1 else ""
+        found = f"; {default} lacks {lacking[0]}" if default.is_dir() else ""
+        raise ConfigError(
+            f"{where}: {first}{more} uses {DATA_ROOT}, but no data root is set{found}: set "
+            f"{DATA_ROOT_ENV}=/path/to/data or `data_root: PATH` in the config (relative to it), or run `madx data "
+            f"fetch` to download the benchmark data into {default}, where configs find it by default")
+    if not root.is_dir():
+        raise ConfigError(f"{where}: {origin}: {root} is not a folder; point it at the benchmark data folder "
+                          "(`madx data fetch --into DIR` fills one)")
+    return root
+
+
 def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     """Make the config's relative paths relative to its own folder."""
 
@@ -611,8 +691,9 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         return str((base / value).resolve()) if not Path(value).is_absolute() else value
 
     raw = json.loads(json.dumps(raw))  # a deep copy: never mutate the caller's data
-    if isinstance(raw.get("output_dir"), str):
-        raw["output_dir"] = resolve(raw["output_dir"])
+    for key in ("output_dir", "data_root"):
+        if isinstance(raw.get(key), str):
+            raw[key] = resolve(raw[key])
     uri = raw.get("tracking_uri")
     if isinstance(uri, str) and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////") \
             and not uri.endswith(":memory:"):  # sqlite:///a.db is relative: to the YAML, like every other path

