@@ -256,14 +256,15 @@ def results(
     """Print the comparison table from the MLflow store: per task, the zero-shot score (word accuracy
     for POS, entity F1 for NER) of every language and setup, the source-language dev score and the
     majority-label baseline, and warnings about untrustworthy numbers."""
-    quiet_environment()
     from flows.config import load_pipeline_config
+
+    loaded = load_pipeline_config(config)  # validated before anything heavy loads
+    quiet_environment()
     from flows.pipeline import base_model_name, tracking_target
     from madx.errors import MadxError
     from tasks.tracking import Tracker
     from tasks.tracking_queries import TrackedRuns
 
-    loaded = load_pipeline_config(config)
     runs, base = TrackedRuns(Tracker(tracking_target(loaded))), base_model_name(loaded)
     rows = runs.evaluation_rows(base)
     if not rows:
