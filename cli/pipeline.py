@@ -256,14 +256,15 @@ def results(
     """Print the comparison table from the MLflow store: per task, the zero-shot score (word accuracy
     for POS, entity F1 for NER) of every language and setup, the source-language dev score and the
     majority-label baseline, and warnings about untrustworthy numbers."""
-    quiet_environment()
     from flows.config import load_pipeline_config
+
+    loaded = load_pipeline_config(config)  # validated before anything heavy loads
+    quiet_environment()
     from flows.pipeline import base_model_name, tracking_target
     from madx.errors import MadxError
     from tasks.tracking import Tracker
     from tasks.tracking_queries import TrackedRuns
 
-    loaded = load_pipeline_config(config)
     runs, base = TrackedRuns(Tracker(tracking_target(loaded))), base_model_name(loaded)
     rows = runs.evaluation_rows(base)
     if not rows:
@@ -358,44 +359,86 @@ def register(app: typer.Typer) -> None:
 # -- output --------------------------------------------------------------------------------------
 def print_table(rows: list[dict], task_adapters: list[dict] | None = None, language_adapters: list[dict] | None = None,
                 counts: dict | None = None, harm_guard=None) -> None:
-    """Per task, every language x setup as mean ± sd over the seeds, the differences madx − no-la and
-    madx − en-la with their 95 % intervals (bold when it excludes 0), the source-language dev score
-    and the majority-label baseline; the label-free harm guard of each target adapter; then whatever
-    makes a number untrustworthy (`harm_guard`: the config's `evaluation.harm_guard`)."""
+    """Per task: every language x setup as mean ± sd over the seeds beside the majority-label
+    baseline; the differences madx − no-la and madx − en-la with their 95 % intervals (bold when it
+    excludes 0) in a table of their own; the source-language dev score; the label-free harm guard of
+    each target adapter; then whatever makes a number untrustworthy (`harm_guard`: the config's
+    `evaluation.harm_guard`).
+
+    Laid out for the console's width (80 columns in a pipe, CI or a log), so that no number is ever
+    split over two lines: the scores are a language x setup grid where that fits (up to five
+    setups at 80 columns), one row per language and setup where it does not; headings and notes
+    are plain lines, which wrap between words."""
     from evaluation.comparison import AVERAGE
     from evaluation.report import format_difference, format_stat, summarise, untrustworthy
 
     trained = {row["task"]: row for row in task_adapters or []}
     for s in summarise(rows, counts):
-        caption = f"mean ± sd over seeds {', '.join(map(str, s.seeds))}"
+        _note(f"\n[bold]{s.task}: zero-shot {s.metric} (%)[/], task adapter trained on {s.source_language}")
+        labels = [(language, language) for language in s.languages]
+        if s.averages:
+            labels.append(("[bold]average[/]", AVERAGE))
+        scores = [(label, [format_stat(s.averages.get(setup) if key == AVERAGE else s.cells.get((key, setup)))
+                           for setup in s.setups], _pct(s.baselines.get(key))) for label, key in labels]
+        grid = _table("language", *s.setups, *(["majority"] if s.baselines else []))
+        for label, cells, majority in scores:
+            grid.add_row(label, *cells, *([majority] if s.baselines else []))
+        console.print(grid if _fits(grid) else _score_rows(s.setups, scores))
+        _note(f"mean ± sd over seeds {', '.join(map(str, s.seeds))}"
+              + ("; majority: always the most frequent label" if s.baselines else ""))
         if s.differences:
-            caption += "; differences with their 95 % paired bootstrap interval, bold: it excludes 0"
+            differences = _table("language", *s.differences)
+            for label, key in labels:
+                differences.add_row(label, *(format_difference(by_language.get(key), "[bold]{}[/]")
+                                             for by_language in s.differences.values()))
+            console.print()
+            console.print(differences)
+            _note("differences in points [95 % paired bootstrap interval], bold where it excludes 0")
         if s.task in trained:
             dev = trained[s.task]
-            caption += f"\n{s.source_language} dev {s.metric}: {_pct(dev['dev_f1'])}"
+            line = f"{s.source_language} dev {s.metric}: {_pct(dev['dev_f1'])}"
             if dev.get("dev_majority_baseline") is not None:
-                caption += f" (majority-label baseline {_pct(dev['dev_majority_baseline'])}, always {dev.get('majority_label')})"
-        table = Table(title=f"{s.task}: zero-shot {s.metric} (%), task adapter trained on {s.source_language}",
-                      caption=caption)
-        table.add_column("language")
-        for column in [*s.setups, *s.differences, *(["majority"] if s.baselines else [])]:
-            table.add_column(column, justify="right")
-
-        def add(name: str, key: str, stats: dict) -> None:
-            values = [format_stat(stats.get(setup)) for setup in s.setups]
-            values += [format_difference(by_language.get(key), "[bold]{}[/]") for by_language in s.differences.values()]
-            if s.baselines:
-                values.append(_pct(s.baselines.get(key)))
-            table.add_row(name, *values)
-
-        for language in s.languages:
-            add(language, language, {setup: s.cells.get((language, setup)) for setup in s.setups})
-        if s.averages:
-            add("[bold]average[/]", AVERAGE, s.averages)
-        console.print(table)
+                line += f" (majority-label baseline {_pct(dev['dev_majority_baseline'])}, always {dev.get('majority_label')})"
+            _note(line)
     print_harm_guard(rows, harm_guard)
     for line in untrustworthy(rows, language_adapters, harm_guard):
         console.print(f"[bold yellow]warning:[/] {line}", highlight=False)
+
+
+def _note(text: str) -> None:
+    """A line of the results (markup allowed), wrapped between words at the console's width."""
+    console.print(text, highlight=False)
+
+
+def _table(*columns: str, names: int = 1) -> Table:
+    """A table with no vertical rules and two spaces between columns (five setups of "83.6 ± 1.1"
+    fit 80 columns; boxed, with three characters between columns, they do not). The first `names`
+    columns hold names, left-aligned; the others numbers, right-aligned."""
+    from rich import box
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    for number, column in enumerate(columns):
+        table.add_column(column, justify="left" if number < names else "right")
+    return table
+
+
+def _fits(table: Table) -> bool:
+    """Whether `table` fits the console with every cell on one line (measured against a much wider
+    console: a measurement is clamped to the width it is given)."""
+    from rich.measure import Measurement
+
+    return Measurement.get(console, console.options.update_width(10 * console.width), table).maximum <= console.width
+
+
+def _score_rows(setups: list[str], scores: list[tuple[str, list[str], str]]) -> Table:
+    """The scores one row per language and setup, then the language's majority-label baseline: as
+    narrow whatever the number of setups. `scores`: (row label, a cell per setup, majority or "")."""
+    table = _table("language", "setup", "mean ± sd", names=2)
+    for label, cells, majority in scores:
+        entries = [*zip(setups, cells), *([("majority", majority)] if majority else [])]
+        for number, (setup, value) in enumerate(entries):
+            table.add_row(label if number == 0 else "", setup, value, end_section=number == len(entries) - 1)
+    return table
 
 
 def print_harm_guard(rows: list[dict], harm_guard=None) -> None:
@@ -413,18 +456,16 @@ def print_harm_guard(rows: list[dict], harm_guard=None) -> None:
     if not cells:
         return
     guard = harm_guard or HarmGuard()
-    table = Table(title="label-free harm guard: madx against en-la on each target's test text",
-                  caption=f"flagged: agreement < {100 * guard.min_label_agreement:.0f} % or label TV > "
-                          f"{guard.max_label_tv:.2f} (evaluation.harm_guard); mean ± sd over seeds")
-    for column in ("task", "language", "agreement (%)", "label TV", "hidden drift"):
-        table.add_column(column, justify="left" if column in ("task", "language") else "right")
-    table.add_column("", no_wrap=True)
+    _note("\n[bold]label-free harm guard[/]: madx against en-la on each target's test text")
+    table = _table("task", "language", "agreement (%)", "label TV", "hidden drift", "", names=2)
     for cell in cells:
         flagged = looks_harmful(cell.means, guard)
         table.add_row(cell.task, cell.language, format_stat(cell.measures["label_agreement"]),
                       format_number(cell.measures["label_tv"]), format_number(cell.measures["hidden_drift"]),
                       "[bold red]likely harmful[/]" if flagged else "")
     console.print(table)
+    _note(f"flagged: agreement < {100 * guard.min_label_agreement:.0f} % or label TV > {guard.max_label_tv:.2f} "
+          "(evaluation.harm_guard); mean ± sd over seeds")
 
 
 def print_summary(config, summary: dict, seconds: float) -> None:

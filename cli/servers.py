@@ -92,20 +92,22 @@ def serve(
 
     Needs a Prefect server: start one with `madx server` in another terminal and export PREFECT_API_URL as it says.
     """
+    from flows.config import load_pipeline_config
+    from flows.deployments import language_deployments
+
+    loaded = load_pipeline_config(config)  # validated before anything heavy loads, as by every command
+    items = language_deployments(loaded, language)
     for key, value in QUIET.items():
         os.environ.setdefault(key, value)
     from flows.deployments import require_prefect_server
 
-    url = require_prefect_server()  # first: the likeliest problem, found before the slow imports
+    url = require_prefect_server()  # the likeliest problem, found before the slow imports
 
     from cli.pipeline import quiet_environment
 
     quiet_environment()  # inherited by the flow runs' subprocesses
-    from flows.config import load_pipeline_config
-    from flows.deployments import FLOW_NAME, build_deployments, language_deployments, serve_deployments
+    from flows.deployments import FLOW_NAME, build_deployments, serve_deployments
 
-    loaded = load_pipeline_config(config)
-    items = language_deployments(loaded, language)
     deployments = build_deployments(loaded, language, timezone)
 
     from rich.table import Table
@@ -133,10 +135,12 @@ def ui(
     Runs are tagged madx.kind, madx.language, madx.task and madx.setup: filter on them to compare languages and setups.
     """
     from flows.config import load_pipeline_config
+
+    loaded = load_pipeline_config(config)  # validated before anything heavy loads
     from flows.pipeline import tracking_target
     from tasks.tracking_store import redact
 
-    target = tracking_target(load_pipeline_config(config))
+    target = tracking_target(loaded)
     scheme = target.uri.split("://", 1)[0] if "://" in target.uri else "file"
     if scheme not in ("sqlite", "file"):
         raise MadxError(f"the tracking store of {config} is {redact(target.uri)}, which `madx ui` does not serve "

@@ -32,7 +32,8 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainSeriali
 
 from evaluation.settings import HarmGuard
 from evaluation.setups import DEFAULT_SETUPS, SETUPS
-from language_adapters.settings import BaseModelSpec, CorpusSource, HeadWarmup, LanguageAdapterTraining
+from language_adapters.settings import (BaseModelSpec, CorpusSource, HeadWarmup, LanguageAdapterTraining,
+                                        unreadable_corpus_path)
 from madx.benchmark_data import DATA_ROOT_ENV, data_root_from_environment, default_data_root
 from madx.errors import ConfigError, MadxError
 from tagging.sources import LabeledSource
@@ -381,6 +382,9 @@ class PipelineConfig(_Strict):
                    if part.kind in ("text", "disk") and not Path(part.location).exists()]
         if missing:
             raise ConfigError(f"--corpus for {code!r}: {', '.join(missing)} does not exist")
+        for part in source.parts or (source,):
+            if part.kind == "text" and (reason := unreadable_corpus_path(part.location)):
+                raise ConfigError(f"--corpus for {code!r}: {reason}")
         languages = {**self.languages, code: LanguageConfig(corpus=corpus)}
         return self.model_copy(update={"languages": languages})
 
@@ -746,10 +750,8 @@ def _check_files_exist(config: PipelineConfig, where: str) -> None:
         for part in source.parts or (source,):
             if part.kind in ("text", "disk") and not Path(part.location).exists():
                 missing.append(f"{key}: {part.location}")
-            elif part.kind == "text" and not (Path(part.location).is_file() or Path(part.location).is_dir()):
-                # a pipe (`<(cat f)`) would be read once for the cache key and then be empty
-                raise ConfigError(f"{where}: {key}: {part.location} is not a regular file or folder (a pipe or "
-                                  "device?); save the text to a file first")
+            elif part.kind == "text" and (reason := unreadable_corpus_path(part.location)):
+                raise ConfigError(f"{where}: {key}: {reason}")
     if Path(config.output_dir).exists() and not Path(config.output_dir).is_dir():
         raise ConfigError(f"{where}: output_dir {config.output_dir} is an existing file; it must be a folder (or not "
                           "exist yet)")

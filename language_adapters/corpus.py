@@ -22,7 +22,7 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from language_adapters.settings import CorpusSource
+from language_adapters.settings import CorpusSource, unreadable_corpus_path
 from madx.errors import DataError
 from madx.fileutil import read_utf8_lines
 
@@ -73,8 +73,10 @@ def read_text_lines(path: Path) -> list[str]:
         if not files:
             raise DataError(f"corpus folder {path} holds no *.txt files")
         return [line for file in files for line in read_text_lines(file)]
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"corpus file {path} does not exist")
+    if reason := unreadable_corpus_path(path):
+        raise DataError(reason)
     lines = []
     for _, text in read_utf8_lines(path, bad_utf8=_NOT_UTF8):
         line = text.strip()

@@ -9,6 +9,8 @@ wrong before anything heavy loads). Each field's description is what docs/config
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Annotated, Any, Literal
@@ -88,6 +90,21 @@ class CorpusSource:
         if self.kind == "hf":
             return f"hf:{self.location}" + (f":{self.config}" if self.config else "") + f" [{self.split}]"
         return f"{self.kind}:{self.location}"
+
+
+def unreadable_corpus_path(path: str | PurePath) -> str | None:
+    """Why the text corpus at `path`, which exists, cannot be used, or None when it is a regular
+    file or a folder. A corpus is read twice, once for the fingerprint in its adapter's cache key and
+    once to train, so a pipe (`--corpus <(zcat text.gz)` hands over one, /dev/fd/63) would be empty
+    the second time: refused before it is read, with that reason."""
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return (f"{path} is a pipe, and a pipe can be read only once while a corpus is read twice (for its "
+                "fingerprint, then to train): write the text to a file first (e.g. `zcat text.gz > text.txt`) "
+                "and give that file")
+    return f"{path} is not a regular file or folder (a device or socket?); save the text to a file first"
 
 
 class _Settings(BaseModel):

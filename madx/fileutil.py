@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +28,9 @@ from madx.errors import DataError
 def atomic_directory(target: str | Path) -> Iterator[Path]:
     """Yield an empty staging folder; on success it replaces `target`, on error it is removed.
 
+    The folder and everything written into it get the modes mkdir and open give under the umask,
+    whoever wrote them (see `_give_umask_modes`).
+
     An existing `target` is moved aside first and deleted only after the new folder is in place,
     so a crash at any point leaves either the old or the new complete folder under `target`
     (or, between the two renames, the old one under a `.old-*` name beside it, which the next
@@ -36,9 +40,9 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_interrupted(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
-    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700: the folder gets what mkdir would give it
     try:
         yield staging
+        _give_umask_modes(staging)
         _fsync_tree(staging)
     except BaseException as error:
         written = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
@@ -135,8 +139,13 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; `write` may set a mode of its own
+        umask_mode = 0o666 & ~current_umask()
+        os.chmod(tmp, umask_mode)  # mkstemp makes 0600; `write` may set a mode of its own
+        made = os.stat(tmp).st_ino
         write(Path(tmp))
+        if os.stat(tmp).st_ino != made:
+            # `write` renamed its own file over tmp, as safetensors' save_file does (always 0600): nobody chose that
+            os.chmod(tmp, umask_mode)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -213,6 +222,24 @@ def read_utf8_lines(path: str | Path, bad_utf8: str = BAD_UTF8) -> Iterator[tupl
             if number == 1:
                 text = text.removeprefix("\ufeff")
             yield number, text.rstrip("\r\n")
+
+
+def _give_umask_modes(folder: Path) -> None:
+    """Give `folder` and everything under it the modes mkdir and open give under the process's umask
+    (0755/0644 under 022, 0750/0640 under 027), executables keeping their x bits. Writers choose
+    otherwise: mkdtemp makes the staging folder 0700, and safetensors' save_file (adapters, heads,
+    checkpoints, every transformers `save_pretrained`) writes its own temporary file, 0600 whatever
+    the umask, and renames it over the name it was given; a teammate or a worker running as another
+    user could not read the adapters. One pass here covers every writer of an atomic folder."""
+    mask = current_umask()
+    for path in [folder, *folder.rglob("*")]:
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            continue  # chmod would follow the link to a file this folder does not own
+        if stat.S_ISDIR(mode) or mode & 0o111:
+            os.chmod(path, 0o777 & ~mask)
+        else:
+            os.chmod(path, 0o666 & ~mask)
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -81,6 +81,12 @@ def score_key(scheme: Scheme) -> str:
     return "entity_f1" if scheme == "iob2" else "word_accuracy"
 
 
+def dev_score_key(scheme: Scheme) -> str:
+    """The name a task adapter's source-language dev score is tracked and shown under while it
+    trains: `dev_word_accuracy` or `dev_entity_f1` (beside `dev_f1`, which earlier runs have)."""
+    return f"dev_{score_key(scheme)}"
+
+
 def majority_score(gold: Sequence[Sequence[str]], label: str, scheme: Scheme) -> float:
     """The score (`f1`: word accuracy for plain tags, entity F1 for IOB2) of a tagger that answers
     `label` for every word: the majority-label baseline when `label` is the most frequent one."""

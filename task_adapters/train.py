@@ -27,7 +27,7 @@ from madx.stopping import check
 from madx.training_loop import make_optimizer, metrics_file, pick_device, refuse_non_finite, without_timings
 from tagging.alignment import IGNORE_INDEX, encode_tagged
 from tagging.corpus import TaggedCorpus
-from tagging.metrics import flatten_scores, majority_score, metric_name
+from tagging.metrics import dev_score_key, flatten_scores, majority_score, metric_name
 from tagging.predict import evaluate_tagging, pad_rows
 from tagging.readers import load_labeled
 from tagging.scheme import LabelSet, check_iob2
@@ -131,7 +131,8 @@ def train_task_adapter(
         )
         row = {"epoch": epoch, "step": step, "train_loss": epoch_loss / steps_per_epoch, **flatten_scores(dev_scores, "dev_")}
         history.append(row)
-        notify("eval", epoch, row)
+        # tracked and shown under the name of what it is (word accuracy for POS), not only as `dev_f1`
+        notify("eval", epoch, {**row, dev_score_key(label_set.scheme): dev_scores["f1"]})
         if dev_scores["f1"] > best["f1"]:
             best = {"f1": dev_scores["f1"], "epoch": epoch, "scores": dev_scores, "state": _trainable_state(am)}
     seconds = time.perf_counter() - started

@@ -265,11 +265,19 @@ def _flag(tracker: Tracker, run_id: str, label: str, flags: list[str]) -> None:
 
 
 def _event_logger(tracker: Tracker, run_id: str, label: str, total: int | None):
+    from typing import get_args
+
+    from tagging.metrics import dev_score_key  # seqeval and scikit-learn: imported once a stage runs
+    from tagging.scheme import Scheme
+
     logger = _logger()
+    # Losses, perplexity, and a task adapter's dev score under the name of what it is
+    # (`dev_word_accuracy` for POS, `dev_entity_f1` for NER), never as `dev_f1`, which is word accuracy for POS.
+    shown_keys = {"train_loss", "mlm_loss", "perplexity", *(dev_score_key(scheme) for scheme in get_args(Scheme))}
 
     def on_event(kind: str, step: int, metrics: dict[str, float]) -> None:
         tracker.log_metrics(run_id, metrics, step=step)
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k in ("train_loss", "mlm_loss", "dev_f1", "perplexity"))
+        shown = ", ".join(f"{key}={value:.4g}" for key, value in metrics.items() if key in shown_keys)
         progress.report(label, step, total, shown)
         logger.info("%s: %s %s%s %s", label, kind, step, f"/{total}" if total else "", shown)
 
@@ -383,6 +391,7 @@ def train_task_adapter_task(ctx: StageContext, job: TaskAdapterJob, base_model: 
                             force: bool = False) -> AdapterRecord:
     """The task adapter of one seed, on the source language adapter of the same run."""
     ctx.use_threads()
+    from tagging.metrics import dev_score_key
     from tagging.scheme import LabelSet
     from task_adapters.train import train_task_adapter
 
@@ -402,7 +411,10 @@ def train_task_adapter_task(ctx: StageContext, job: TaskAdapterJob, base_model: 
             on_event=_event_logger(tracker, run_id, f"task adapter {job.task}", training.epochs),
             metadata={"cache_key": key},
         )
-        tracker.log_metrics(run_id, result.metrics, step=training.epochs)  # the curves' last epoch, not 0
+        # the curves' last epoch, not 0; the dev score under its own name too, so that its latest value
+        # is the kept epoch's, as dev_f1's is
+        tracker.log_metrics(run_id, {**result.metrics, dev_score_key(result.label_set.scheme): result.metrics["dev_f1"]},
+                            step=training.epochs)
         tracker.set_tags(run_id, {tracking.MAJORITY_LABEL: result.majority_label})
 
     return _reuse_or_train(

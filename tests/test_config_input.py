@@ -238,8 +238,48 @@ def test_paths_that_cannot_work_are_refused_at_load(tmp_path, tiny_base_dir, toy
     os.mkfifo(tmp_path / "corpora" / "piped.txt")  # what `--corpus <(cat f)` hands over
     piped = write_pipeline(tmp_path, tiny_base_dir, toy_ner,
                            edit=lambda data: data["languages"]["sw"].update(corpus="corpora/piped.txt"))
-    with pytest.raises(ConfigError, match=r"languages.sw.corpus: .*piped.txt is not a regular file or folder"):
+    with pytest.raises(ConfigError, match=r"languages.sw.corpus: .*piped.txt is a pipe, and a pipe can be read only "
+                                          r"once while a corpus is read twice"):
         load_pipeline_config(piped)
+
+
+def test_a_corpus_given_as_a_pipe_is_refused_before_anything_reads_it(tmp_path, capfd, monkeypatch):
+    """`madx add-language xx --corpus <(zcat text.gz)` hands over a pipe (/dev/fd/63). A corpus is
+    read twice (for its fingerprint, then to train), and a pipe only once: it is refused up front,
+    saying so, and nothing is read from it (the writer still waits for its reader). A notebook
+    calling the corpus reader directly hears the same reason."""
+    import os
+    import threading
+
+    from flows_support import run_madx
+    from language_adapters.corpus import load_corpus
+    from madx.errors import DataError
+
+    config = written(tmp_path, "name: x\noutput_dir: out\nbase_model: {name_or_path: xlm-roberta-base}\n"
+                               "languages: {en: {corpus: udhr:en}}\n")
+    pipe = tmp_path / "text.pipe"
+    os.mkfifo(pipe)
+    text = "Kila mtu ana haki ya kuishi.\n" * 50
+
+    def zcat() -> None:  # like a process substitution's writer: blocks until a reader opens the pipe
+        with open(pipe, "w", encoding="utf-8") as sink:
+            sink.write(text)
+
+    writer = threading.Thread(target=zcat, daemon=True)
+    writer.start()
+    try:
+        result = run_madx(capfd, monkeypatch, "add-language", "xx", "--corpus", pipe, "--config", config)
+        assert result.code == 1
+        assert result.errors == [f"error: --corpus for 'xx': {pipe} is a pipe, and a pipe can be read only once while "
+                                 "a corpus is read twice (for its fingerprint, then to train): write the text to a file "
+                                 "first (e.g. `zcat text.gz > text.txt`) and give that file"], result.err
+        with pytest.raises(DataError, match=rf"^{pipe} is a pipe, and a pipe can be read only once"):
+            load_corpus(str(pipe))
+        assert writer.is_alive()  # nobody opened the pipe for reading
+    finally:
+        with open(pipe, encoding="utf-8") as source:  # the reader it waits for
+            assert source.read() == text  # all of it: nothing was consumed
+        writer.join(timeout=30)
 
 
 def test_a_relative_sqlite_store_is_relative_to_the_yaml_like_every_other_path(tmp_path, tiny_base_dir, toy_ner,

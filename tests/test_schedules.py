@@ -181,9 +181,12 @@ def test_serve_without_a_server_says_how_to_start_one(tmp_path):
     from cli.main import app
     from madx.errors import MadxError
 
-    # The config is not even read: the missing server is the first thing checked, before slow imports.
+    # The config is read first, as by every command; the missing server is checked next, before slow imports.
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("name: x\noutput_dir: out\nbase_model: {name_or_path: xlm-roberta-base}\n"
+                      "languages: {en: {corpus: udhr:en}}\n", encoding="utf-8")
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
-        result = CliRunner().invoke(app, ["serve", str(tmp_path / "any.yaml")])
+        result = CliRunner().invoke(app, ["serve", str(config)])
     assert isinstance(result.exception, MadxError), result.output
     message = str(result.exception)
     assert "no Prefect server is configured" in message

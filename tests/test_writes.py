@@ -37,15 +37,86 @@ def umask():
     os.umask(before)
 
 
+def modes(folder) -> dict[str, int]:
+    """Permission bits of `folder` and of everything under it, by path relative to it."""
+    return {str(path.relative_to(folder)): stat.S_IMODE(path.stat().st_mode)
+            for path in [folder, *sorted(folder.rglob("*"))]}
+
+
+def modes_other_than(folder, folder_mode: int, file_mode: int) -> dict[str, str]:
+    return {name: oct(mode) for name, mode in modes(folder).items()
+            if mode != (folder_mode if (folder / name).is_dir() else file_mode)}
+
+
 @pytest.mark.parametrize("mask, folder_mode, file_mode", [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640),
                                                           (0o077, 0o700, 0o600)])
 def test_atomic_writes_honour_the_umask(tmp_path, umask, mask, folder_mode, file_mode):
+    import torch
+    from safetensors.torch import save_file
+
+    from madx.fileutil import atomic_write
+
     umask(mask)
     with atomic_directory(tmp_path / "adapter") as staging:
         (staging / "weights.bin").write_bytes(b"x")
+        (staging / "sub").mkdir()
+        # safetensors writes a temporary file of its own (0600 whatever the umask) and renames it
+        save_file({"w": torch.zeros(2)}, str(staging / "sub" / "adapter.safetensors"))
     atomic_write_text(tmp_path / "report.md", "# report\n")
-    assert stat.S_IMODE((tmp_path / "adapter").stat().st_mode) == folder_mode
+    atomic_write(tmp_path / "head.safetensors", lambda tmp: save_file({"w": torch.zeros(2)}, str(tmp)))
+    assert modes_other_than(tmp_path / "adapter", folder_mode, file_mode) == {}
     assert stat.S_IMODE((tmp_path / "report.md").stat().st_mode) == file_mode
+    assert stat.S_IMODE((tmp_path / "head.safetensors").stat().st_mode) == file_mode
+
+
+@pytest.mark.parametrize("mask, folder_mode, file_mode", [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)], ids=["022", "027"])
+def test_every_saved_model_adapter_and_head_is_readable_as_the_umask_allows(
+        tmp_path, umask, mask, folder_mode, file_mode, make_tiny_model, tiny_base_dir, toy_corpus):
+    """The files a run saves, each written by the function the pipeline calls: a built base model
+    (transformers' save_pretrained), a trained language adapter (through its checkpoints), a task
+    adapter with its head, and their AdapterHub export and re-import."""
+    from language_adapters.base_model import build_base_model
+    from language_adapters.settings import BaseModelSpec, LanguageAdapterTraining
+    from language_adapters.train import train_language_adapter
+    from madx import AdapterModel, save_adapter
+    from madx.adapterhub import export_adapterhub, import_adapterhub
+
+    umask(mask)
+    built = build_base_model({"en": str(toy_corpus)}, tmp_path / "base", BaseModelSpec(
+        vocab_size=200, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, max_length=32, steps=2,
+        batch_size=4, warmup_steps=0, device="cpu"))
+    train_language_adapter(tiny_base_dir, "en", toy_corpus, tmp_path / "adapters" / "en", LanguageAdapterTraining(
+        steps=2, batch_size=4, warmup_steps=0, max_length=32, eval_every=2, log_every=1, checkpoint_every=1))
+    am = AdapterModel(make_tiny_model("xlm-roberta", "token"))
+    am.add_adapter("ner", "madx_task")
+    am.new_token_head({0: "O", 1: "B-PER", 2: "I-PER"})
+    save_adapter(am, "ner", tmp_path / "adapters" / "ner", with_head=True)
+    import_adapterhub(export_adapterhub(tmp_path / "adapters" / "ner", tmp_path / "hub" / "ner"), tmp_path / "back")
+
+    assert {"model.safetensors", "tokenizer.json"} <= set(modes(built.path))
+    assert {"en/adapter.safetensors", "ner/adapter.safetensors", "ner/head.safetensors"} <= set(
+        modes(tmp_path / "adapters"))
+    for folder in ("base", "adapters", "hub", "back"):
+        assert modes_other_than(tmp_path / folder, folder_mode, file_mode) == {}, folder
+
+
+def test_everything_a_pipeline_run_writes_is_readable_as_the_umask_allows(trained_pipeline):
+    """The tiny pipeline's whole output folder (adapters, MLflow store and artifacts, report): no file
+    or folder is kept from the group or others beyond what the session's umask keeps from them."""
+    from madx.fileutil import current_umask
+
+    readable = 0o444 & ~current_umask()
+    written = [trained_pipeline.out, *trained_pipeline.out.rglob("*")]
+    assert any(path.name == "adapter.safetensors" for path in written)
+    hidden = {}
+    for path in written:
+        if path.is_symlink():
+            continue
+        mode = stat.S_IMODE(path.stat().st_mode)
+        wanted = readable | readable >> 2 if path.is_dir() else readable  # folders: read and search (x)
+        if wanted & ~mode:
+            hidden[str(path.relative_to(trained_pipeline.out))] = oct(mode)
+    assert hidden == {}
 
 
 def test_export_and_import_refuse_to_overwrite_their_input(tiny_language_adapter, tmp_path, capsys, monkeypatch):
