@@ -146,8 +146,9 @@ def write_report(
 ) -> ReportFiles:
     """Write results.csv, results.json, summary.json, heatmap.png and report.md into `out_dir`.
 
-    `language_adapters`: optional rows {language, initial_perplexity, perplexity, flags} (held-out
-    MLM perplexity before and after training each language's adapter), shown in report.md.
+    `language_adapters`: optional rows {language, initial_perplexity, perplexity, flags, removed_lines,
+    removed_test_sets} (held-out MLM perplexity before and after training each language's adapter;
+    corpus lines left out for holding test sentences, and whose), shown in report.md.
     `task_adapters`: optional rows {task, source_language, dev_f1, dev_majority_baseline,
     majority_label}: the source-language dev score shown beside each task's zero-shot table.
     `counts`: run_id -> per-sentence counts of each row's evaluation, for the intervals.
@@ -388,6 +389,7 @@ def to_markdown(rows: list[dict[str, Any]], title: str, language_adapters: list[
     lines += ["Setups: " + "; ".join(f"`{setup}` = {SETUP_MEANING[setup]}" for setup in present) + ".", ""]
     if notes:
         lines += ["## Data and base model", "", *[f"- {note}" for note in notes], ""]
+    lines += removed_lines_markdown(language_adapters or [])
     found = untrustworthy(rows, language_adapters, guard)
     if found:
         lines += ["## Warnings", "", *[f"- {line}" for line in found], ""]
@@ -418,6 +420,20 @@ def format_difference(difference: Difference | None, bold: str = "**{}**") -> st
     estimate = f"{100 * difference.estimate:+.1f}"
     return (bold.format(estimate) if difference.excludes_zero else estimate) + \
         f" [{100 * difference.low:+.1f}, {100 * difference.high:+.1f}]"
+
+
+def removed_lines_markdown(language_adapters: list[dict[str, Any]]) -> list[str]:
+    """A line per language whose adapter's corpus held test sentences (left out before it trained);
+    nothing when none did."""
+    removed = [row for row in sorted(language_adapters, key=lambda r: r["language"]) if row.get("removed_lines")]
+    if not removed:
+        return []
+    lines = ["## Test sentences removed from language-adapter corpora", ""]
+    for row in removed:
+        count = int(row["removed_lines"])
+        lines.append(f"- `{row['language']}`: {count:,} corpus line{'s' if count != 1 else ''} left out before its "
+                     f"adapter trained (lines holding sentences of each test set: {row.get('removed_test_sets')}).")
+    return [*lines, ""]
 
 
 def language_adapter_markdown(language_adapters: list[dict[str, Any]]) -> list[str]:

@@ -22,6 +22,7 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.config import PipelineConfig, load_pipeline_config, resolve_corpus
+from language_adapters.contamination import ExcludedTestSet
 from madx import stopping
 from madx.errors import ConfigError
 from madx.pretrained import load_config
@@ -156,7 +157,15 @@ def language_seeds(config: PipelineConfig) -> list[int | None]:
 def language_job(config: PipelineConfig, code: str, seed: int | None = None) -> LanguageAdapterJob:
     """What the stage needs to have `code`'s adapter (of `seed`, or the shared one for None)."""
     return LanguageAdapterJob(code, config.corpus(code), config.language_training(seed), seed,
-                              config.languages[code].adapter)
+                              config.languages[code].adapter, excluded_test_sets(config))
+
+
+def excluded_test_sets(config: PipelineConfig) -> tuple[ExcludedTestSet, ...]:
+    """Every test set of the config, of every task and language (add-language's `--test` sets are in
+    the config by then), named `task/language`: no language adapter trains on their sentences. Not
+    only the language's own: text crawled for one language carries quotes and boilerplate of others."""
+    return tuple(ExcludedTestSet(f"{name}/{code}", source)
+                 for name, task in sorted(config.tasks.items()) for code, source in sorted(task.test.items()))
 
 
 def task_job(config: PipelineConfig, name: str, seed: int) -> TaskAdapterJob:

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from language_adapters.contamination import Contamination
 from language_adapters.corpus import CorpusSource, load_corpus
 from language_adapters.settings import LanguageAdapterTraining
 from language_adapters.mlm import (
@@ -88,10 +89,13 @@ def train_language_adapter(
     cache_dir: str | Path | None = None,
     metadata: dict[str, Any] | None = None,
     mlm_head: str | Path | None = None,
+    contamination: Contamination | None = None,
 ) -> LanguageAdapterResult:
     """Train adapter `language` on `corpus` over the frozen MLM model `base_model`; save it to `out_dir`.
 
     `mlm_head`: the warmed-up head (`language_adapters.mlm_head`) for a base that has none of its own.
+    `contamination`: what `language_adapters.contamination.check_corpus` found in this corpus; its
+    lines are left out of training and what was removed is recorded in the adapter's metadata.
     `metadata` (e.g. a cache key) is stored in the adapter's config beside the training record."""
     out_dir = Path(out_dir)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else out_dir.with_name(f".{out_dir.name}.checkpoint")
@@ -106,8 +110,11 @@ def train_language_adapter(
     base_config = load_config(base_model)  # an unsupported architecture fails here, before any work
     tok = load_tokenizer(tokenizer or base_model)
     max_length = usable_length(base_config, tok, training.max_length)
+    texts = load_corpus(source, cache_dir=cache_dir)
+    if contamination is not None:
+        texts = contamination.apply(texts, f"corpus {source.describe()}")
     chunks = chunk_corpus(
-        load_corpus(source, cache_dir=cache_dir),
+        texts,
         tok,
         max_length,
         training.held_out_fraction,
@@ -229,6 +236,7 @@ def train_language_adapter(
         "corpus": without_folders(source.describe()),
         "training": training.to_dict(),
         "metrics": without_timings(metrics),
+        **({"contamination": contamination.summary()} if contamination else {}),
         **(metadata or {}),
     }
     save_adapter(

@@ -22,9 +22,10 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from evaluation.settings import HarmGuard
+from language_adapters.contamination import MATCHING_VERSION, Contamination, ExcludedTestSet, check_corpus
 from language_adapters.settings import BaseModelSpec, CorpusSource, HeadWarmup, LanguageAdapterTraining
 from madx.errors import AdapterLoadError, DataError, MadxError
-from madx.fileutil import sha256_of_directory, sha256_of_file
+from madx.fileutil import atomic_write_text, sha256_of_directory, sha256_of_file
 from madx.seeding import SEEDING_VERSION
 from tasks import progress, tracking
 from tasks.tracking import Tracker
@@ -121,6 +122,12 @@ def corpus_fingerprint(source: CorpusSource) -> str:
     return source.describe() + cap
 
 
+def labeled_fingerprint(source: LabeledSource) -> list[str | None]:
+    """What a labeled source reads (its description: format, split, max_sentences ...) and, for a
+    file or saved folder, its bytes."""
+    return [source.describe(), _file_digest(Path(source.path)) if source.path else None]
+
+
 def _reusable(folder: Path, cache_key: str) -> bool:
     from madx.adapter_files import read_adapter_config
 
@@ -185,13 +192,16 @@ class StageContext:
 class LanguageAdapterJob:
     """One language adapter to have: trained on `corpus`, or `preset`, an existing adapter folder
     (e.g. imported from AdapterHub) that stands in for training. `seed` None is the one adapter every
-    run shares; a number, one of the adapters trained per seed (`language_adapter.seeds`)."""
+    run shares; a number, one of the adapters trained per seed (`language_adapter.seeds`).
+    `test_sets`: every test set of the pipeline; corpus lines holding one of their sentences are
+    left out of training (`language_adapters.contamination`)."""
 
     language: str
     corpus: CorpusSource
     training: LanguageAdapterTraining
     seed: int | None = None
     preset: str | None = None
+    test_sets: tuple[ExcludedTestSet, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -357,15 +367,34 @@ def train_language_adapter_task(ctx: StageContext, job: LanguageAdapterJob, base
     if job.preset:  # an existing adapter stands in for training
         check_adapter_folder(job.preset, load_config(base_model))  # complete, and made for this base
         return _record(language, Path(job.preset), None, reused=True)
+    corpus = corpus_fingerprint(job.corpus)
     identity = {"base": base_model_identity(base_model), "language": language, "training": settings_identity(training),
-                "seeding": SEEDING_VERSION, "corpus": corpus_fingerprint(job.corpus)}
+                "seeding": SEEDING_VERSION, "corpus": corpus}
     if mlm_head is not None:
         identity["mlm_head"] = mlm_head.sha256
+    label = f"language adapter {language}"
+    params = {"corpus": job.corpus.describe(), "training": training.to_dict()}
+    try:
+        contamination, unreadable = _contamination(ctx, job, corpus), None
+    except MadxError as error:
+        # The corpus or a test set cannot be read: the stage fails (never reuses), inside its own MLflow
+        # run, where the UI shows a stage's failure, as it does for a corpus that training cannot read.
+        contamination, unreadable = None, error
+    if contamination is not None:
+        (_logger().warning if contamination.removed else _logger().info)("%s: %s", label, contamination.describe())
+        params.update({tracking.CONTAMINATION_REMOVED: len(contamination.removed),
+                       tracking.CONTAMINATION_TEST_SETS: contamination.matched_text()})
+        if contamination.removed:
+            # Only what is removed decides the text trained on: a test set added elsewhere that this corpus
+            # does not hold leaves the key (and the adapter) as it was, and so does the check itself for a
+            # corpus that holds no test sentence.
+            identity["removed_lines"] = contamination.digest()
     key = _hash(identity)
     folder = language_adapter_folder(ctx.output_dir, language, job.seed)
-    label = f"language adapter {language}"
 
     def train(tracker: Tracker, run_id: str) -> None:
+        if unreadable is not None:
+            raise unreadable
         result = train_language_adapter(
             base_model, language, job.corpus, folder, training,
             checkpoint_dir=ctx.out / "checkpoints" / folder.relative_to(ctx.out / "adapters"),
@@ -373,6 +402,7 @@ def train_language_adapter_task(ctx: StageContext, job: LanguageAdapterJob, base
             cache_dir=ctx.out / "cache",
             metadata={"cache_key": key},
             mlm_head=mlm_head.path if mlm_head else None,
+            contamination=contamination,
         )
         tracker.log_metrics(run_id, result.metrics, step=training.steps)  # the curves' last step, not 0
         _flag(tracker, run_id, label, result.flags)
@@ -380,10 +410,30 @@ def train_language_adapter_task(ctx: StageContext, job: LanguageAdapterJob, base
             tracker.set_tags(run_id, {"madx.resumed_from_step": result.resumed_from_step})
 
     return _reuse_or_train(
-        ctx, "language_adapter", language, folder, key, force,
+        ctx, "language_adapter", language, folder, key, force or unreadable is not None,
         run_name=label + (f" seed {job.seed}" if job.seed is not None else ""),
         tags={tracking.LANGUAGE: language, tracking.BASE_MODEL: base_model, tracking.SEED: training.seed},
-        params={"corpus": job.corpus.describe(), "training": training.to_dict()}, train=train)
+        params=params, train=train)
+
+
+def _contamination(ctx: StageContext, job: LanguageAdapterJob, corpus_key: str) -> Contamination:
+    """The check of the job's corpus against its test sets, remembered under output_dir/cache by what
+    decides it (the corpus's fingerprint, the test sets' names and bytes, the matching rules): the
+    cache key needs it on every run, and an unchanged pipeline should not reload a large (or hub)
+    corpus only to find its adapter unchanged."""
+    from language_adapters.corpus import load_corpus
+
+    key = _hash({"corpus": corpus_key, "matching": MATCHING_VERSION,
+                 "test_sets": [[test_set.name, labeled_fingerprint(test_set.source)] for test_set in job.test_sets]})
+    cache = ctx.out / "cache"
+    remembered = cache / "contamination" / f"{key}.json"
+    try:
+        return Contamination.from_dict(json.loads(remembered.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):  # not checked yet (or a damaged file): check now
+        pass
+    found = check_corpus(load_corpus(job.corpus, cache_dir=cache), job.test_sets)
+    atomic_write_text(remembered, json.dumps(found.to_dict()))
+    return found
 
 
 @task(name="train-task-adapter", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
@@ -396,9 +446,7 @@ def train_task_adapter_task(ctx: StageContext, job: TaskAdapterJob, base_model: 
     from task_adapters.train import train_task_adapter
 
     training, seed = job.training, job.training.seed
-    # What a source reads (its description: format, split, max_sentences ...) and, for a file, its bytes.
-    data = {split: [s.describe(), _file_digest(Path(s.path)) if s.path else None]
-            for split, s in (("train", job.train), ("dev", job.dev))}
+    data = {split: labeled_fingerprint(source) for split, source in (("train", job.train), ("dev", job.dev))}
     key = _hash({"base": base_model_identity(base_model), "task": job.task, "training": settings_identity(training),
                  "seeding": SEEDING_VERSION, "labels": list(job.labels) if job.labels else None,
                  "source_adapter": source_adapter.sha256, "data": data})

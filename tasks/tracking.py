@@ -50,6 +50,10 @@ EXPERIMENT_KIND = "mlflow.experimentKind"
 TRAINING_EXPERIMENT = "custom_model_development"
 ADAPTER_ARTIFACT = "adapter"
 SENTENCE_COUNTS = "sentence_counts.json"  # an evaluation's per-sentence counts (tagging.metrics.sentence_counts)
+# Params of a language adapter's run: how many corpus lines were left out for holding test sentences,
+# and of which test sets ("pos/hau: 115, ner/hau: 2", or "none"); see language_adapters.contamination.
+CONTAMINATION_REMOVED = "contamination_removed_lines"
+CONTAMINATION_TEST_SETS = "contamination_test_sets"
 
 # Facts of a run that do not change over it (sizes, budgets, counts of a test set): logged as params,
 # so the UI lists them instead of drawing one-point charts.

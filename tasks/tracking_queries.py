@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
-from tasks.tracking import (ADAPTER_PATH, ADAPTER_SHA, BASE_MODEL, FLAGS, KIND, LANGUAGE,
-                            MAJORITY_LABEL, SCHEME, SEED, SENTENCE_COUNTS, SETUP, TASK, Tracker)
+from tasks.tracking import (ADAPTER_PATH, ADAPTER_SHA, BASE_MODEL, CONTAMINATION_REMOVED, CONTAMINATION_TEST_SETS,
+                            FLAGS, KIND, LANGUAGE, MAJORITY_LABEL, SCHEME, SEED, SENTENCE_COUNTS, SETUP, TASK, Tracker)
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,8 @@ class TrackedRuns:
 
     def language_adapter_rows(self, base_model: str | None = None) -> list[dict[str, Any]]:
         """Held-out MLM perplexity of the newest trained adapter of every language: before training
-        (the base with a fresh adapter) and after."""
+        (the base with a fresh adapter) and after; and how many lines of its corpus were left out for
+        holding test sentences, of which test sets (0 and "" for a run from before that check)."""
         filters = {KIND: "language_adapter"}
         if base_model:
             filters[BASE_MODEL] = base_model
@@ -105,8 +106,11 @@ class TrackedRuns:
         for run in self.find_runs(filters, max_results=5000):
             language, metrics = run.data.tags.get(LANGUAGE), run.data.metrics
             if language and language not in latest and "initial_perplexity" in metrics:  # reuses log no curve
+                params = run.data.params
                 latest[language] = {"language": language, "initial_perplexity": metrics["initial_perplexity"],
-                                    "perplexity": metrics["perplexity"], "flags": run.data.tags.get(FLAGS, "")}
+                                    "perplexity": metrics["perplexity"], "flags": run.data.tags.get(FLAGS, ""),
+                                    "removed_lines": int(params.get(CONTAMINATION_REMOVED, 0)),
+                                    "removed_test_sets": params.get(CONTAMINATION_TEST_SETS, "")}
         return sorted(latest.values(), key=lambda row: row["language"])
 
 

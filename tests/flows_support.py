@@ -43,6 +43,11 @@ CORPUS_LINES = {
     ],
 }
 
+# A sentence of the toy NER test set (conftest.write_toy_conll: its last template is in every test
+# file), planted once in the Swahili corpus as a news page would carry it: the contamination check
+# must leave it out of the sw adapter's training and say so (test_flows).
+PLANTED_TEST_SENTENCES = {"sw": ["Nothing happened today."]}
+
 LANGUAGE_TRAINING = {
     "steps": 6, "batch_size": 4, "max_length": 32, "learning_rate": 1e-2, "warmup_steps": 0,
     "eval_every": 3, "log_every": 2, "checkpoint_every": 0, "held_out_fraction": 0.1, "device": "cpu",
@@ -55,6 +60,7 @@ TASK_TRAINING = {"epochs": 2, "batch_size": 8, "learning_rate": 3e-2, "warmup_ra
 def write_corpus(path: Path, language: str, repeat: int = 12) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"{line} {i}" for i in range(repeat) for line in CORPUS_LINES[language]]
+    lines += PLANTED_TEST_SENTENCES.get(language, [])
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

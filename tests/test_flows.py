@@ -301,6 +301,73 @@ def test_a_stage_retrains_when_its_inputs_change(trained, make_pipeline, tmp_pat
     no_run_left_running(config_path)
 
 
+def test_test_sentences_in_a_corpus_are_left_out_and_reported(trained):
+    """The shared pipeline's Swahili corpus holds a sentence of its NER test set
+    (flows_support.PLANTED_TEST_SENTENCES): the sw adapter trains without it, and the count reaches
+    the adapter's metadata, its MLflow run and the report; English, holding none, says 0."""
+    from madx import read_adapter_config
+
+    runs = children(all_runs(trained.config_path), trained.summary["run_id"])  # the pipeline's first run
+    sw = one(runs_where(runs, kind="language_adapter", language="sw")).data.params
+    en = one(runs_where(runs, kind="language_adapter", language="en")).data.params
+    assert (sw["contamination_removed_lines"], sw["contamination_test_sets"]) == ("1", "ner/sw: 1")
+    assert (en["contamination_removed_lines"], en["contamination_test_sets"]) == ("0", "none")
+    recorded = read_adapter_config(trained.adapters / "language" / "sw")["metadata"]["contamination"]
+    assert (recorded["corpus_lines"], recorded["removed_lines"], recorded["matched"]) == (49, 1, {"ner/sw": 1})
+    assert recorded["test_sets_checked"] == ["ner/sw"]
+
+    markdown = (trained.out / "report" / "report.md").read_text(encoding="utf-8")
+    assert "## Test sentences removed from language-adapter corpora" in markdown
+    assert ("- `sw`: 1 corpus line left out before its adapter trained (lines holding sentences of each test set: "
+            "ner/sw: 1).") in markdown
+    assert "- `en`:" not in markdown
+
+
+def test_a_language_adapter_retrains_only_when_what_its_check_removes_changes(trained, make_pipeline, tmp_path,
+                                                                              caplog):
+    """The stage alone (`task.fn`) on copies of the shared pipeline's adapters, with other test sets:
+    none at all, or one that no corpus holds, leave every key as it was (nothing retrains); one
+    holding English corpus lines retrains English only, and its run counts them."""
+    from flows.config import load_pipeline_config
+    from flows.pipeline import language_job, tracking_target
+    from flows_support import CORPUS_LINES
+    from tasks.stages import StageContext, train_language_adapter_task
+    from tasks.tracking import Tracker
+
+    toy_test = str(Path(trained.config.tasks["ner"].test["sw"].path))
+    unrelated = tmp_path / "unrelated.conll"
+    unrelated.write_text("Mvua\tO\nilinyesha\tO\nusiku\tO\nwote\tO\nKisumu\tB-LOC\n.\tO\n", encoding="utf-8")
+    holds_english = tmp_path / "holds-english.conll"  # a sentence of the English corpus, tokenised
+    holds_english.write_text("\n".join(f"{word}\tO" for word in CORPUS_LINES["en"][1].rstrip(".").split()) + "\n.\tO\n",
+                             encoding="utf-8")
+
+    def stage(name: str, tests: dict[str, str], language: str):
+        config = load_pipeline_config(make_pipeline(tmp_path / name, ("en", "sw"), adapters=trained.adapters,
+                                                    tests=tests))
+        target = tracking_target(config)
+        tracker = Tracker(target)
+        parent = tracker.start("test parent", {"madx.kind": "test"})
+        context = StageContext(str(config.output_dir), target, parent, config.fingerprint(), threads=1)
+        record = train_language_adapter_task.fn(context, language_job(config, language), trained.base)
+        tracker.finish(parent)
+        return record, tracker
+
+    assert stage("no-test-sets", {}, "en")[0].reused  # nothing removed: the key is the one without the check
+    for language in ("en", "sw"):
+        assert stage(f"unrelated-{language}", {"sw": toy_test, "de": str(unrelated)}, language)[0].reused
+
+    caplog.set_level("INFO", logger="madx")
+    for language in ("sw", "en"):
+        record, tracker = stage(f"holds-english-{language}", {"sw": toy_test, "de": str(holds_english)}, language)
+        assert record.reused is (language == "sw")
+    retrained = tracker.client.get_run(record.run_id).data.params
+    assert (retrained["contamination_removed_lines"], retrained["contamination_test_sets"]) == ("12", "ner/de: 12")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "corpus lines" in r.getMessage()]
+    assert any(m.startswith("language adapter sw: removed 1 of 49 corpus lines") for m in warnings), warnings
+    assert any(m.startswith("language adapter en: removed 12 of 48 corpus lines") and "ner/de: 12" in m
+               for m in warnings), warnings
+
+
 def test_stage_flows_reuse_and_evaluate(trained, make_pipeline, tmp_path):
     """`madx train-task` and `madx evaluate` on a pipeline whose adapters exist: nothing retrains."""
     from flows.pipeline import evaluate_zero_shot, train_task_adapter
@@ -351,7 +418,8 @@ def test_failed_stage_fails_its_run_and_the_parent_and_is_not_retried(
     with pytest.raises(DataError, match="not UTF-8") as raised:
         madx_pipeline(str(config))
     assert "de.txt:2" in str(raised.value)  # the user gets the domain error itself, naming file and line
-    assert count_language_trainings.calls == ["de"]  # en and sw reused; de tried once: no retry
+    # en and sw reused; de's corpus failed the test-sentence check that comes before training, once: no retry
+    assert count_language_trainings.calls == []
 
     runs = all_runs(config)
     parent = one(runs_where(runs, kind="pipeline"))
