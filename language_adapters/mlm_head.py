@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from language_adapters.corpus import CorpusSource, load_corpus
+from language_adapters.corpus import CorpusSource, corpus_fingerprint, load_corpus
 from language_adapters.settings import HeadWarmup
 from language_adapters.mlm import (
     MIN_HELD_OUT_SEQUENCES,
@@ -51,6 +51,10 @@ from madx.surgery import architecture_of, get_path
 from madx.training_loop import pick_device
 
 HEAD_FILE = "mlm_head.safetensors"
+# Bump when what a warm-up computes changes for the same inputs: its fingerprint carries it.
+HEAD_WARMUP_VERSION = 2
+# Chunks of a corpus outside the mix measured (a UDHR declaration has ~50 of 64 tokens).
+OUTSIDE_SEQUENCES = 64
 RECORD_FILE = "mlm_head.json"
 EventCallback = Callable[[str, int, dict[str, float]], None]
 
@@ -71,27 +75,48 @@ def warm_up_mlm_head(
     cache_dir: str | Path | None = None,
     on_event: EventCallback | None = None,
     identity: str | None = None,
+    panel: Collection[str] | None = None,
+    outside: Mapping[str, str | dict | list | CorpusSource] | None = None,
 ) -> HeadWarmupResult:
-    """Train the MLM head of `base_model` on `corpora` (language -> corpus); save it in `out_dir`.
+    """Train the MLM head of `base_model` on `corpora` (name -> corpus); save it in `out_dir`.
 
-    `identity` names the base model's content in the fingerprint (default: its name)."""
+    Held-out perplexity is reported before and after for the corpora named in `panel` (default:
+    all) on their held-out chunks, and for the corpora of `outside` (never trained on) on up to
+    `OUTSIDE_SEQUENCES` of their chunks. `identity` names the base model's content in the
+    fingerprint (default: its name). A folder already holding the head of the same fingerprint is
+    returned before any text is read."""
     out_dir = Path(out_dir)
     notify = on_event or (lambda kind, step, metrics: None)
+    sources = {name: CorpusSource.parse(corpus) for name, corpus in sorted(corpora.items())}
+    outside_sources = {name: CorpusSource.parse(corpus) for name, corpus in sorted((outside or {}).items())}
+    measured = sorted(sources if panel is None else panel)
+    unknown = sorted(set(measured) - set(sources))
+    if unknown:
+        raise DataError(f"the head warm-up's panel names corpora it does not train on: {unknown}")
+    fingerprint = head_fingerprint(identity or str(base_model), sources, training, measured, outside_sources)
+    record = _read_record(out_dir)
+    if record and record.get("fingerprint") == fingerprint and (out_dir / HEAD_FILE).is_file():
+        return HeadWarmupResult(out_dir / HEAD_FILE, record["metrics"], cached=True, flags=record.get("flags", []))
+
     device = pick_device(training.device)
     config = load_config(base_model)
     tokenizer = load_tokenizer(base_model)
     max_length = usable_length(config, tokenizer, training.max_length)
-    chunks = {
-        language: chunk_corpus(load_corpus(CorpusSource.parse(corpus), cache_dir=cache_dir), tokenizer, max_length,
-                               training.held_out_fraction, training.seed, description=f"corpus of {language!r}")
-        for language, corpus in sorted(corpora.items())
-    }
-    flags = [f"small_held_out: {language} has {len(data.held_out)} held-out sequences (< {MIN_HELD_OUT_SEQUENCES}), "
-             "its perplexities are rough" for language, data in chunks.items() if len(data.held_out) < MIN_HELD_OUT_SEQUENCES]
-    fingerprint = _fingerprint(identity or str(base_model), training, chunks)
-    record = _read_record(out_dir)
-    if record and record.get("fingerprint") == fingerprint and (out_dir / HEAD_FILE).is_file():
-        return HeadWarmupResult(out_dir / HEAD_FILE, record["metrics"], cached=True, flags=flags)
+
+    def chunks_of(source: CorpusSource, name: str) -> MlmChunks:
+        return chunk_corpus(load_corpus(source, cache_dir=cache_dir), tokenizer, max_length,
+                            training.held_out_fraction, training.seed, description=f"corpus {name!r}")
+
+    chunks = {name: chunks_of(source, name) for name, source in _progress(sources.items(), "reading the head's corpora")}
+    held_out = {name: chunks[name].held_out for name in measured}
+    for name, source in outside_sources.items():  # never trained on: measured on their own chunks
+        data = chunks_of(source, name)
+        held_out[name] = (data.train + data.held_out)[:OUTSIDE_SEQUENCES]
+    flags = [f"small_held_out: {name} has {len(sequences)} held-out sequences (< {MIN_HELD_OUT_SEQUENCES}), "
+             "its perplexities are rough" for name, sequences in held_out.items() if len(sequences) < MIN_HELD_OUT_SEQUENCES]
+    if len(flags) > 3:  # a broad mix holds a few sequences of each of hundreds of languages: say it once
+        flags = [f"small_held_out: {len(flags)} of {len(held_out)} measured corpora have fewer than "
+                 f"{MIN_HELD_OUT_SEQUENCES} held-out sequences; each one's perplexity is rough, their mean less so"]
 
     train = [chunk for language in chunks for chunk in chunks[language].train]
     if len(train) < training.batch_size:
@@ -111,7 +136,7 @@ def warm_up_mlm_head(
     scheduler = get_linear_schedule_with_warmup(optimizer, min(training.warmup_steps, training.steps), training.steps)
     vocabulary = corpus_vocabulary(train).to(device) if training.softmax_vocabulary == "corpus" else None
 
-    before = _held_out(model, chunks, tokenizer, training, device)
+    before = _held_out(model, held_out, tokenizer, training, device)
     notify("eval", 0, {"perplexity": _geometric_mean(before.values()), **_flat("perplexity", before)})
     generator = torch.Generator().manual_seed(training.seed + 1)
     order_rng = torch.Generator().manual_seed(training.seed + 2)
@@ -132,7 +157,7 @@ def warm_up_mlm_head(
             notify("train", step, {"train_loss": sum(running) / len(running)})
             running = []
     seconds = time.perf_counter() - started
-    after = _held_out(model, chunks, tokenizer, training, device)
+    after = _held_out(model, held_out, tokenizer, training, device)
     notify("eval", training.steps, {"perplexity": _geometric_mean(after.values()), **_flat("perplexity", after)})
     broken = {language: value for language, value in after.items() if value >= len(tokenizer)}
     if broken:  # worse than a uniform guess over the vocabulary: the head did not learn
@@ -143,11 +168,15 @@ def warm_up_mlm_head(
             "raise head_warmup.steps or learning_rate"
         )
 
+    inside = [name for name in measured]
     metrics: dict[str, float] = {
         **_flat("initial_perplexity", before),
         **_flat("perplexity", after),
-        "mean_initial_perplexity": _geometric_mean(before.values()),
-        "mean_perplexity": _geometric_mean(after.values()),
+        "mean_initial_perplexity": _geometric_mean(before[name] for name in inside),
+        "mean_perplexity": _geometric_mean(after[name] for name in inside),
+        **({"mean_initial_perplexity_outside": _geometric_mean(before[name] for name in outside_sources),
+            "mean_perplexity_outside": _geometric_mean(after[name] for name in outside_sources)} if outside_sources else {}),
+        "corpora": float(len(sources)),
         "vocabulary_size": float(len(tokenizer)),
         "softmax_candidates": float(len(vocabulary) if vocabulary is not None else len(tokenizer)),
         "train_seconds": seconds,
@@ -157,7 +186,8 @@ def warm_up_mlm_head(
         save_file({name: p.detach().contiguous().cpu() for name, p in head_parameters.items()}, str(staging / HEAD_FILE))
         (staging / RECORD_FILE).write_text(json.dumps({
             "fingerprint": fingerprint, "base_model": str(base_model), "training": training.to_dict(),
-            "languages": sorted(chunks), "metrics": metrics,
+            "corpora": sorted(chunks), "panel": measured, "outside": sorted(outside_sources), "metrics": metrics,
+            "flags": flags,
         }, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return HeadWarmupResult(out_dir / HEAD_FILE, metrics, cached=False, flags=flags)
 
@@ -213,12 +243,12 @@ def _head_loss(model, batch, tokenizer, generator, probability, device, vocabula
 
 
 @torch.inference_mode()
-def _held_out(model, chunks: Mapping[str, MlmChunks], tokenizer, training: HeadWarmup, device) -> dict[str, float]:
-    """Held-out perplexity per language over the whole vocabulary, the same masks every call."""
+def _held_out(model, held_out: Mapping[str, list[list[int]]], tokenizer, training: HeadWarmup, device) -> dict[str, float]:
+    """Held-out perplexity per corpus over the whole vocabulary, the same masks every call."""
     return {
-        language: evaluate_mlm(model, data.held_out, tokenizer, training.batch_size, training.mlm_probability,
-                               training.seed + 3, device)["perplexity"]
-        for language, data in chunks.items()
+        name: evaluate_mlm(model, sequences, tokenizer, training.batch_size, training.mlm_probability,
+                           training.seed + 3, device)["perplexity"]
+        for name, sequences in held_out.items()
     }
 
 
@@ -231,15 +261,30 @@ def _geometric_mean(values) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-def _fingerprint(identity: str, training: HeadWarmup, chunks: Mapping[str, MlmChunks]) -> str:
-    digest = hashlib.sha256()
+def head_fingerprint(identity: str, sources: Mapping[str, CorpusSource], training: HeadWarmup,
+                     panel: Collection[str], outside: Mapping[str, CorpusSource]) -> str:
+    """What decides a warmed head, named without reading any text: the base model's identity, the
+    settings that change the result, and each corpus by its content fingerprint (a file's hash, a
+    pinned package's version; `corpus_fingerprint`). A cached head is found in milliseconds, not
+    after tokenising every corpus again."""
     settings = {key: value for key, value in training.to_dict().items() if key not in ("device", "log_every")}
-    digest.update(json.dumps({"base": identity, "training": settings}, sort_keys=True).encode())
-    for language, data in sorted(chunks.items()):
-        digest.update(language.encode())
-        for chunk in (*data.train, *data.held_out):
-            digest.update(torch.tensor(chunk, dtype=torch.int32).numpy().tobytes())
-    return digest.hexdigest()
+    data = {
+        "base": identity, "training": settings, "version": HEAD_WARMUP_VERSION,
+        "corpora": {name: corpus_fingerprint(source) for name, source in sources.items()},
+        "panel": sorted(panel),
+        "outside": {name: corpus_fingerprint(source) for name, source in outside.items()},
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _progress(items, description: str):
+    """Items one by one, with a progress bar on a terminal when there are many (hundreds of corpora)."""
+    items = list(items)
+    if len(items) < 20:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=description, unit="corpus", leave=False)
 
 
 def _read_record(folder: Path) -> dict[str, Any] | None:

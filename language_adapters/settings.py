@@ -9,8 +9,10 @@ wrong before anything heavy loads). Each field's description is what docs/config
 
 from __future__ import annotations
 
+import math
 import os
 import stat
+
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Annotated, Any, Literal
@@ -20,9 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from madx.config import checked_adapter_spec
 from madx.errors import DataError
 
-
 CorpusKind = Literal["text", "udhr", "bible", "packaged", "hf", "disk", "mix"]
-
 
 @dataclass(frozen=True)
 class CorpusSource:
@@ -91,7 +91,6 @@ class CorpusSource:
             return f"hf:{self.location}" + (f":{self.config}" if self.config else "") + f" [{self.split}]"
         return f"{self.kind}:{self.location}"
 
-
 def unreadable_corpus_path(path: str | PurePath) -> str | None:
     """Why the text corpus at `path`, which exists, cannot be used, or None when it is a regular
     file or a folder. A corpus is read twice, once for the fingerprint in its adapter's cache key and
@@ -106,7 +105,6 @@ def unreadable_corpus_path(path: str | PurePath) -> str | None:
                 "and give that file")
     return f"{path} is not a regular file or folder (a device or socket?); save the text to a file first"
 
-
 class _Settings(BaseModel):
     """What every stage's settings are: frozen, no unknown keys, strict types ("2" is not an int, true
     is not a number), finite numbers only. Built from a mapping with `model_validate`; a bad value is
@@ -119,9 +117,7 @@ class _Settings(BaseModel):
         """The settings as a plain dict (cache keys and MLflow params hash and log it)."""
         return self.model_dump()
 
-
 AdapterSpec = Annotated[str | dict[str, Any], AfterValidator(checked_adapter_spec)]
-
 
 class LanguageAdapterTraining(_Settings):
     """Hyperparameters of language-adapter training. Defaults follow the published MAD-X adapters
@@ -147,8 +143,28 @@ class LanguageAdapterTraining(_Settings):
                     "of this language's training text only (far cheaper on a 250k vocabulary; held-out perplexity "
                     "is always over the whole vocabulary).",
     )
+    min_corpus_tokens: int = Field(
+        50_000, ge=0,
+        description="A corpus with fewer training tokens is refused before training, saying how much it has and needs: "
+                    "on a few thousand tokens (a UDHR declaration) an adapter memorises the text and moves the states "
+                    "the task adapter reads, and zero-shot scores fall below the majority baseline. 0: no check.",
+    )
+    max_epochs: float = Field(
+        3.0, gt=0,
+        description="Cap on passes over the training text: `steps` is lowered to this many epochs of a small corpus "
+                    "(said in the log and recorded), so the budget follows the corpus instead of memorising it.",
+    )
+    keep: Literal["best", "last"] = Field(
+        "best",
+        description="Which weights are saved: best, those of the evaluation (every eval_every steps) with the lowest "
+                    "held-out MLM loss; last, those of the last step.",
+    )
     adapter: AdapterSpec = Field("madx_language", description="Adapter preset name or config dict.")
     device: str = Field("auto", description="auto, cpu or cuda.")
+
+    def planned_steps(self, train_sequences: int) -> int:
+        """The optimizer steps to run on `train_sequences`: `steps`, capped at `max_epochs` passes."""
+        return max(1, min(self.steps, math.ceil(self.max_epochs * train_sequences / self.batch_size)))
 
     @model_validator(mode="after")
     def _whole_micro_batches(self) -> LanguageAdapterTraining:
@@ -157,9 +173,17 @@ class LanguageAdapterTraining(_Settings):
                              f"{self.grad_accumulation}")
         return self
 
-
 class HeadWarmup(_Settings):
-    """Hyperparameters of the MLM head warm-up."""
+    """The MLM head warm-up: what it trains on, and its hyperparameters."""
+
+    mix: Literal["general", "config"] = Field(
+        "general",
+        description="general: one head per base model, warmed on every language the packaged corpora offer (the UDHR "
+                    "in ~440 languages and the public-domain Bibles; language_adapters/head_mix.py), kept in the madx "
+                    "cache and shared by every pipeline on that base, so a new language never re-warms it and never "
+                    "retrains another adapter. config: warmed on this pipeline's own corpora (a head for those "
+                    "languages only; for tests and bases whose vocabulary the mix does not suit).",
+    )
 
     steps: int = Field(300, ge=1, description="Optimizer steps.")
     batch_size: int = Field(16, ge=1, description="Sequences per step, drawn from every language's corpus.")
@@ -182,7 +206,6 @@ class HeadWarmup(_Settings):
     log_every: int = Field(25, ge=1, description="Report the training loss every N steps.")
     seed: int = Field(42, description="Seed for data order and masking.")
     device: str = Field("auto", description="auto, cpu or cuda.")
-
 
 class BaseModelSpec(_Settings):
     """Size and pretraining budget of a base model built from scratch."""

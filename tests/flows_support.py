@@ -51,6 +51,8 @@ PLANTED_TEST_SENTENCES = {"sw": ["Nothing happened today."]}
 LANGUAGE_TRAINING = {
     "steps": 6, "batch_size": 4, "max_length": 32, "learning_rate": 1e-2, "warmup_steps": 0,
     "eval_every": 3, "log_every": 2, "checkpoint_every": 0, "held_out_fraction": 0.1, "device": "cpu",
+    # toy corpora of a few hundred tokens: no size check, no epoch cap (the real recipe is tested on its own)
+    "min_corpus_tokens": 0, "max_epochs": 1000.0,
 }
 # Two seeds: every pipeline of the tests trains a task adapter per seed and reports a spread.
 TASK_TRAINING = {"epochs": 2, "batch_size": 8, "learning_rate": 3e-2, "warmup_ratio": 0.0, "max_length": 48,

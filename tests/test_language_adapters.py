@@ -16,7 +16,8 @@ from language_adapters.settings import LanguageAdapterTraining
 from language_adapters.train import train_language_adapter
 from madx import AdapterModel, DataError, load_adapter, read_adapter_config
 
-FAST = dict(steps=60, batch_size=4, learning_rate=1e-2, warmup_steps=0, max_length=32, eval_every=10, log_every=5, checkpoint_every=0)
+FAST = dict(steps=60, batch_size=4, learning_rate=1e-2, warmup_steps=0, max_length=32, eval_every=10, log_every=5, checkpoint_every=0,
+            min_corpus_tokens=0, max_epochs=1000.0)  # toy corpus: no size check, no epoch cap
 
 
 def test_corpus_specs_parse():
