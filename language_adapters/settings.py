@@ -159,6 +159,13 @@ class LanguageAdapterTraining(_Settings):
         description="Which weights are saved: best, those of the evaluation (every eval_every steps) with the lowest "
                     "held-out MLM loss; last, those of the last step.",
     )
+    center: bool = Field(
+        True,
+        description="Centre the trained adapter on its own language's text: its mean output at every layer is moved to "
+                    "0 (language_adapters/centering.py). On a small budget an adapter learns mostly a per-layer constant, "
+                    "its language's shift, and swapping it in under a task adapter trained on the source's constant moves "
+                    "every state the task adapter reads; false keeps the adapter as trained (plain MAD-X).",
+    )
     adapter: AdapterSpec = Field("madx_language", description="Adapter preset name or config dict.")
     device: str = Field("auto", description="auto, cpu or cuda.")
 

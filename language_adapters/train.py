@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from language_adapters.contamination import Contamination
+from language_adapters.centering import CENTERING_SEQUENCES, center_language_adapter
 from language_adapters.corpus import CorpusSource, load_corpus
 from language_adapters.settings import LanguageAdapterTraining
 from language_adapters.mlm import (
@@ -218,13 +219,27 @@ def train_language_adapter(
             notify("checkpoint", position.step, {"step": position.step})
 
     last_eval = next(row for row in reversed(history) if "mlm_loss" in row)
+    initial_eval = next(row for row in history if "mlm_loss" in row)  # step 0: the base with a fresh adapter
     final_eval = last_eval
-    if training.keep == "best" and best.step is not None and best.step != last_eval["step"]:
+    if best.loss is not None and best.loss >= initial_eval["mlm_loss"]:
+        flags.append(f"no_gain: held-out perplexity never went below step 0's ({initial_eval['perplexity']:,.0f}): the "
+                     "adapter learnt nothing of its language (learning rate, steps?); the last step's weights are saved")
+    elif training.keep == "best" and best.step is not None and best.step != last_eval["step"]:
         best.restore(am, language)  # held-out loss rose after its best evaluation: the adapter began to memorise
         final_eval = next(row for row in history if row.get("step") == best.step and "mlm_loss" in row)
         flags.append(f"kept_best: the weights of step {best.step} (held-out perplexity {final_eval['perplexity']:,.0f}), "
                      f"not of the last step {last_eval['step']} ({last_eval['perplexity']:,.0f})")
-    initial_eval = next(row for row in history if "mlm_loss" in row)  # step 0: the base with a fresh adapter
+    centered = {}
+    if training.center:  # the language's constant shift out (language_adapters/centering.py)
+        sample = torch.randperm(len(chunks.train), generator=torch.Generator().manual_seed(seed + 4))[:CENTERING_SEQUENCES]
+        removed = center_language_adapter(am, language, [chunks.train[i] for i in sample.tolist()], tok.pad_token_id,
+                                          device)
+        centered = {"perplexity_before_centering": final_eval["perplexity"],
+                    "centering_removed_norm": max(removed)}
+        final_eval = {"step": final_eval["step"], "centered": 1.0,
+                      **_held_out_loss(model, chunks, tok, training, seed, device)}
+        history.append(final_eval)
+        notify("eval", final_eval["step"], final_eval)
     train_rows = [row for row in history if "train_loss" in row]
     metrics = {
         "mlm_loss": final_eval["mlm_loss"],
@@ -244,6 +259,7 @@ def train_language_adapter(
         "total_parameters": count.total,
         "vocabulary_size": len(tok),
         "softmax_candidates": len(vocabulary) if vocabulary is not None else len(tok),
+        **centered,
     }
     metadata = {
         "kind": "language_adapter",

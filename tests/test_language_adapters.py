@@ -90,6 +90,49 @@ def test_too_small_corpus_is_a_clear_error(tiny_base_dir, tmp_path):
         LanguageAdapterTraining(batch_size=0)
 
 
+def test_a_corpus_too_small_for_an_adapter_is_refused_before_training_saying_what_it_has_and_needs(
+        tiny_base_dir, toy_corpus, tmp_path):
+    from madx.errors import CorpusTooSmallError
+
+    events = []
+    small = LanguageAdapterTraining(**{**FAST, "min_corpus_tokens": 100_000})
+    with pytest.raises(CorpusTooSmallError, match=r"too small for a language adapter for 'sw': [\d,]+ tokens of training "
+                                                  r"text, and it needs at least 100,000 \(language_adapter.min_corpus_tokens\)"):
+        train_language_adapter(tiny_base_dir, "sw", toy_corpus, tmp_path / "sw", small,
+                               on_event=lambda kind, step, metrics: events.append(kind))
+    assert events == [] and not (tmp_path / "sw").exists()  # refused before step 0, nothing written
+
+
+def test_the_budget_follows_the_corpus_and_the_best_held_out_checkpoint_is_kept(tiny_base_dir, toy_corpus, tmp_path):
+    capped = LanguageAdapterTraining(**{**FAST, "max_epochs": 1.0, "steps": 1000})
+    result = train_language_adapter(tiny_base_dir, "sw", toy_corpus, tmp_path / "capped", capped)
+    sequences = result.metrics["train_sequences"]
+    assert 10 < sequences < 1000 and result.metrics["steps"] == -(-sequences // FAST["batch_size"])  # one pass
+    assert any(flag.startswith("budget_capped: ") for flag in result.flags)
+
+    # A learning rate too high makes the held-out loss fall, then rise again (on this toy setup:
+    # lowest at step 25 of 60): the saved adapter is the one of the lowest held-out loss, and says so.
+    wild = {**FAST, "learning_rate": 0.2, "held_out_fraction": 0.2, "max_grad_norm": 0.0, "steps": 60, "eval_every": 5,
+            "center": False}  # the weights as trained (centring is tested on its own)
+    best = train_language_adapter(tiny_base_dir, "sw", toy_corpus, tmp_path / "best", LanguageAdapterTraining(**wild))
+    last = train_language_adapter(tiny_base_dir, "sw", toy_corpus, tmp_path / "last",
+                                  LanguageAdapterTraining(**{**wild, "keep": "last"}))
+    evals = {row["step"]: row["perplexity"] for row in best.history if "perplexity" in row}
+    lowest = min(evals, key=evals.get)
+    assert lowest not in (0, 60), "the test needs a run whose held-out loss falls, then rises again"
+    assert best.metrics["kept_step"] == lowest and best.metrics["perplexity"] == evals[lowest]
+    assert last.metrics["kept_step"] == 60 and last.metrics["perplexity"] == evals[60]
+    assert any(f"kept_best: the weights of step {lowest}" in flag for flag in best.flags)
+    # and a learning rate that never gets below step 0 is said, not hidden
+    none = train_language_adapter(tiny_base_dir, "sw", toy_corpus, tmp_path / "none", LanguageAdapterTraining(
+        **{**FAST, "learning_rate": 0.05, "max_grad_norm": 0.0, "steps": 40, "eval_every": 5}))
+    assert any(flag.startswith("no_gain: held-out perplexity never went below step 0's") for flag in none.flags)
+    assert load_file(str(tmp_path / "best" / "adapter.safetensors")).keys() == \
+        load_file(str(tmp_path / "last" / "adapter.safetensors")).keys()
+    assert not all(torch.equal(a, b) for a, b in zip(load_file(str(tmp_path / "best" / "adapter.safetensors")).values(),
+                                                     load_file(str(tmp_path / "last" / "adapter.safetensors")).values()))
+
+
 def test_mlm_loss_goes_down_and_only_the_adapter_is_saved(tiny_base_dir, toy_corpus, tmp_path):
     events = []
     result = train_language_adapter(
@@ -98,10 +141,13 @@ def test_mlm_loss_goes_down_and_only_the_adapter_is_saved(tiny_base_dir, toy_cor
         LanguageAdapterTraining(**{**FAST, "learning_rate": 3e-2, "held_out_fraction": 0.2}),
         on_event=lambda kind, step, metrics: events.append((kind, step)),
     )
-    evals = [row["mlm_loss"] for row in result.history if "mlm_loss" in row]
+    evals = [row["mlm_loss"] for row in result.history if "mlm_loss" in row and not row.get("centered")]
     # step 0 (fresh adapter) and every 10 steps; the masks are fixed, so this is noise-free
     assert len(evals) == 7 and evals[-1] < evals[0] - 0.05 and evals[-1] == min(evals)
-    assert result.metrics["perplexity"] == pytest.approx(torch.tensor(evals[-1]).exp().item(), rel=1e-4)
+    centered = result.history[-1]  # then the adapter is centred on its text, and measured again
+    assert centered["centered"] == 1.0 and result.metrics["perplexity_before_centering"] == pytest.approx(
+        torch.tensor(evals[-1]).exp().item(), rel=1e-4)
+    assert result.metrics["perplexity"] == pytest.approx(torch.tensor(centered["mlm_loss"]).exp().item(), rel=1e-4)
     assert result.metrics["initial_perplexity"] == pytest.approx(torch.tensor(evals[0]).exp().item(), rel=1e-4)
     assert result.metrics["tokens_per_second"] > 0 and result.metrics["steps"] == 60
     assert ("eval", 0) in events and ("eval", 60) in events and ("train", 5) in events
@@ -170,3 +216,47 @@ def test_target_only_mlm_loss_equals_the_models_own_loss(make_tiny_model, tiny_t
         reference = model(input_ids=masked, attention_mask=attention, labels=labels).loss
         torch.testing.assert_close(ours, reference)
         assert tokens == int(attention.sum()) and targets == int((labels != -100).sum())
+
+
+def test_a_centred_adapter_adds_no_constant_to_its_languages_states(tiny_base_dir, toy_corpus, tmp_path):
+    """What centring is for: the adapter's mean output at every layer, over its own language's text, is
+    0, so swapping adapters under a task adapter does not swap a language-wide shift of every state."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from madx.surgery import AdapterBlock
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_base_dir))
+    text = chunk_corpus(load_corpus(toy_corpus), tokenizer, 32, 0.2, seed=0)
+    training = {**FAST, "learning_rate": 3e-2}
+
+    def layer_means(folder):
+        am = AdapterModel(AutoModelForMaskedLM.from_pretrained(str(tiny_base_dir)))
+        name = load_adapter(am, folder)
+        am.set_active(name)
+        means = []
+
+        def record(module, inputs, output):
+            means.append(output[attention.bool()].mean(0).norm() / output[attention.bool()].norm(dim=-1).mean())
+
+        hooks = [b.adapters[name].register_forward_hook(record) for b in am.model.modules() if isinstance(b, AdapterBlock) and name in b.adapters]
+        from language_adapters.mlm import pad_batch
+
+        ids, attention = pad_batch(text.train + text.held_out, tokenizer.pad_token_id)
+        with torch.no_grad():
+            am.model(input_ids=ids, attention_mask=attention)
+        for hook in hooks:
+            hook.remove()
+        return means
+
+    plain = train_language_adapter(tiny_base_dir, "sw", toy_corpus, tmp_path / "plain",
+                                   LanguageAdapterTraining(**training, center=False))
+    centred = train_language_adapter(tiny_base_dir, "sw", toy_corpus, tmp_path / "centred",
+                                     LanguageAdapterTraining(**training))
+    assert max(layer_means(tmp_path / "plain")) > 0.3  # trained as is: mostly one vector for every token
+    assert max(layer_means(tmp_path / "centred")) < 0.05  # centred: that vector is gone (over all its text)
+    assert centred.metrics["centering_removed_norm"] > 0
+    # the same training until centring: only the adapters' output biases differ
+    saved = {name: load_file(str(tmp_path / f / "adapter.safetensors")) for name, f in (("p", "plain"), ("c", "centred"))}
+    differ = sorted(key for key in saved["p"] if not torch.equal(saved["p"][key], saved["c"][key]))
+    assert differ and all(key.endswith("adapter_up.bias") for key in differ)
+    assert plain.metrics["perplexity"] == pytest.approx(centred.metrics["perplexity_before_centering"], rel=1e-6)

@@ -86,7 +86,8 @@ def test_every_saved_model_adapter_and_head_is_readable_as_the_umask_allows(
         vocab_size=200, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, max_length=32, steps=2,
         batch_size=4, warmup_steps=0, device="cpu"))
     train_language_adapter(tiny_base_dir, "en", toy_corpus, tmp_path / "adapters" / "en", LanguageAdapterTraining(
-        steps=2, batch_size=4, warmup_steps=0, max_length=32, eval_every=2, log_every=1, checkpoint_every=1))
+        steps=2, batch_size=4, warmup_steps=0, max_length=32, eval_every=2, log_every=1, checkpoint_every=1,
+        min_corpus_tokens=0))
     am = AdapterModel(make_tiny_model("xlm-roberta", "token"))
     am.add_adapter("ner", "madx_task")
     am.new_token_head({0: "O", 1: "B-PER", 2: "I-PER"})
