@@ -161,7 +161,10 @@ def add_language(
     # A relative path is relative to here: made absolute, it is the corpus the config will name.
     given = corpus_for_flow(corpus) if corpus is not None else None
     summary = call_flow(add_language_flow, config, code=code, corpus=given, test=tests, force=force)
-    console.print(f"[bold]language adapter[/] {code}: {summary['adapter']}")
+    if summary["adapter"] is not None:
+        console.print(f"[bold]language adapter[/] {code}: {summary['adapter']}")
+    else:
+        console.print(f"no language adapter for {code}: no setup of `evaluation.setups` needs one")
     for name in summary.get("untested_tasks", []):
         console.print(f"[yellow]no {code} test set for task {name!r}[/]: pass --test {name}=PATH to score it")
     print_summary(loaded, summary, time.perf_counter() - started)
@@ -360,20 +363,22 @@ def register(app: typer.Typer) -> None:
 def print_table(rows: list[dict], task_adapters: list[dict] | None = None, language_adapters: list[dict] | None = None,
                 counts: dict | None = None, harm_guard=None) -> None:
     """Per task: every language x setup as mean ± sd over the seeds beside the majority-label
-    baseline; the differences madx − no-la and madx − en-la with their 95 % intervals (bold when it
-    excludes 0) in a table of their own; the source-language dev score; the label-free harm guard of
-    each target adapter; then whatever makes a number untrustworthy (`harm_guard`: the config's
-    `evaluation.harm_guard`).
+    baseline; the differences of evaluation.setups.COMPARISONS (madx − en-la, madx − ta-only, ...) with
+    their 95 % intervals (bold when it excludes 0) in a table of their own; the source-language dev
+    score; what each setup shown is; the label-free harm guard of each target adapter; then whatever
+    makes a number untrustworthy (`harm_guard`: the config's `evaluation.harm_guard`).
 
     Laid out for the console's width (80 columns in a pipe, CI or a log), so that no number is ever
     split over two lines: the scores are a language x setup grid where that fits (up to five
     setups at 80 columns), one row per language and setup where it does not; headings and notes
     are plain lines, which wrap between words."""
     from evaluation.comparison import AVERAGE
-    from evaluation.report import format_difference, format_stat, summarise, untrustworthy
+    from evaluation.report import (SETUP_MEANING, format_difference, format_stat, other_dev_scores, summarise,
+                                   task_adapters_by_task, untrustworthy)
 
-    trained = {row["task"]: row for row in task_adapters or []}
-    for s in summarise(rows, counts):
+    trained = task_adapters_by_task(task_adapters)
+    summaries = summarise(rows, counts)
+    for s in summaries:
         _note(f"\n[bold]{s.task}: zero-shot {s.metric} (%)[/], task adapter trained on {s.source_language}")
         labels = [(language, language) for language in s.languages]
         if s.averages:
@@ -383,23 +388,30 @@ def print_table(rows: list[dict], task_adapters: list[dict] | None = None, langu
         grid = _table("language", *s.setups, *(["majority"] if s.baselines else []))
         for label, cells, majority in scores:
             grid.add_row(label, *cells, *([majority] if s.baselines else []))
-        console.print(grid if _fits(grid) else _score_rows(s.setups, scores))
+        console.print(grid if _fits(grid) else _rows_per_column(s.setups, scores))
         _note(f"mean ± sd over seeds {', '.join(map(str, s.seeds))}"
               + ("; majority: always the most frequent label" if s.baselines else ""))
         if s.differences:
+            shown = [(label, [format_difference(by_language.get(key), "[bold]{}[/]")
+                              for by_language in s.differences.values()], "") for label, key in labels]
             differences = _table("language", *s.differences)
-            for label, key in labels:
-                differences.add_row(label, *(format_difference(by_language.get(key), "[bold]{}[/]")
-                                             for by_language in s.differences.values()))
+            for label, cells, _ in shown:
+                differences.add_row(label, *cells)
             console.print()
-            console.print(differences)
+            console.print(differences if _fits(differences) else
+                          _rows_per_column(list(s.differences), shown, "difference", "points (95 % interval)"))
             _note("differences in points [95 % paired bootstrap interval], bold where it excludes 0")
         if s.task in trained:
-            dev = trained[s.task]
+            dev, *others = trained[s.task]
             line = f"{s.source_language} dev {s.metric}: {_pct(dev['dev_f1'])}"
             if dev.get("dev_majority_baseline") is not None:
                 line += f" (majority-label baseline {_pct(dev['dev_majority_baseline'])}, always {dev.get('majority_label')})"
-            _note(line)
+            _note(line + other_dev_scores(others))
+    shown = [setup for setup in SETUP_MEANING if any(setup in s.setups for s in summaries)]
+    if shown:
+        console.print()
+        for setup in shown:
+            _note(f"[bold]{setup}[/] = {escape(SETUP_MEANING[setup])}")
     print_harm_guard(rows, harm_guard)
     for line in untrustworthy(rows, language_adapters, harm_guard):
         console.print(f"[bold yellow]warning:[/] {line}", highlight=False)
@@ -430,14 +442,16 @@ def _fits(table: Table) -> bool:
     return Measurement.get(console, console.options.update_width(10 * console.width), table).maximum <= console.width
 
 
-def _score_rows(setups: list[str], scores: list[tuple[str, list[str], str]]) -> Table:
-    """The scores one row per language and setup, then the language's majority-label baseline: as
-    narrow whatever the number of setups. `scores`: (row label, a cell per setup, majority or "")."""
-    table = _table("language", "setup", "mean ± sd", names=2)
+def _rows_per_column(columns: list[str], scores: list[tuple[str, list[str], str]], column_header: str = "setup",
+                     value_header: str = "mean ± sd") -> Table:
+    """A grid too wide for the console turned to one row per language and column (a setup, or a
+    difference), then the language's majority-label baseline: as narrow whatever the number of
+    columns. `scores`: (row label, a cell per column, majority or "")."""
+    table = _table("language", column_header, value_header, names=2)
     for label, cells, majority in scores:
-        entries = [*zip(setups, cells), *([("majority", majority)] if majority else [])]
-        for number, (setup, value) in enumerate(entries):
-            table.add_row(label if number == 0 else "", setup, value, end_section=number == len(entries) - 1)
+        entries = [*zip(columns, cells), *([("majority", majority)] if majority else [])]
+        for number, (column, value) in enumerate(entries):
+            table.add_row(label if number == 0 else "", column, value, end_section=number == len(entries) - 1)
     return table
 
 

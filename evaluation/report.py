@@ -2,9 +2,10 @@
 
 Files: results.csv / results.json (one row per task, language, setup and seed), summary.json (each
 cell's mean and sd over seeds, each difference with its 95 % paired bootstrap interval), a heatmap
-(PNG) and report.md, which shows per language the mean +- sd of every setup and the differences
-madx - no-la and madx - en-la with their intervals (`evaluation.comparison`), the warnings, and the
-label-free harm guard of each target adapter (`evaluation.harm`).
+(PNG) and report.md, which shows per language the mean +- sd of every setup and the differences of
+COMPARISONS (madx - en-la, madx - ta-only, ...) with their intervals (`evaluation.comparison`), what each
+setup is (evaluation/setups.py), the warnings, and the label-free harm guard of each target adapter
+(`evaluation.harm`).
 """
 
 from __future__ import annotations
@@ -22,18 +23,14 @@ import numpy as np
 from evaluation.comparison import AVERAGE, CellStatistics, Difference, cell_statistics, paired_differences
 from evaluation.harm import COMPARED, MEASURES, harm_flag, looks_harmful
 from evaluation.settings import HarmGuard
+from evaluation.setups import COMPARISONS, MADX, SETUPS, task_adapter_families
 from madx.fileutil import atomic_write, atomic_write_text
 from tagging.metrics import metric_name
 
-SETUP_ORDER = ("madx", "madx-2.0", "en-la", "no-la")
-SETUP_MEANING = {
-    "madx": "Stack(target language adapter, task adapter)",
-    "madx-2.0": "madx without adapters in the last layer",
-    "en-la": "Stack(source language adapter, task adapter)",
-    "no-la": "the task adapter alone, no language adapter",
-}
-# What MAD-X claims, as differences of setups: each is reported when both setups were scored.
-COMPARISONS = (("madx", "no-la"), ("madx", "en-la"))
+# The setups' columns in the table's order, and what each is in words: evaluation/setups.py's table.
+SETUP_ORDER = tuple(SETUPS)
+SETUP_MEANING = {name: setup.meaning for name, setup in SETUPS.items()}
+FAMILY_ORDER = task_adapter_families(SETUPS)  # madx, noinv, ta-only
 # A zero-shot cell below the majority-label baseline, or less than this far above it, is flagged in the report.
 MAJORITY_MARGIN = 0.02
 
@@ -229,7 +226,7 @@ def untrustworthy(rows: list[dict[str, Any]], language_adapters: list[dict[str, 
                          "like this unless the run is broken (a constant tagger?)")
     for row in language_adapters or []:
         if row.get("flags"):
-            found.append(f"language adapter `{row['language']}`: {row['flags']}")
+            found.append(f"language adapter `{language_adapter_label(row)}`: {row['flags']}")
     for cell in harm_cells(rows):
         flag = harm_flag(cell.task, cell.language, cell.source_language, cell.means, guard or HarmGuard(), cell.seed_note)
         if flag:
@@ -352,18 +349,18 @@ def to_markdown(rows: list[dict[str, Any]], title: str, language_adapters: list[
                 notes: list[str] | None = None, guard: HarmGuard | None = None) -> str:
     summaries = summaries if summaries is not None else summarise(rows)
     lines = [f"# {title}", ""]
-    trained = {row["task"]: row for row in task_adapters or []}
+    trained = task_adapters_by_task(task_adapters)
     for s in summaries:
         seeds = f"{len(s.seeds)} seed{'s' if len(s.seeds) != 1 else ''} ({', '.join(map(str, s.seeds))})"
         lines += [f"## Task `{s.task}`: zero-shot {s.metric} (%), task adapter trained on `{s.source_language}`", ""]
         lines += [f"Each cell: mean ± standard deviation over {seeds}." if len(s.seeds) > 1
                   else f"Each cell: one seed ({s.seeds[0]}); list more under `task_adapter.seeds` for a spread.", ""]
         if s.task in trained:
-            dev = trained[s.task]
+            dev, *others = trained[s.task]
             baseline = dev.get("dev_majority_baseline")
             lines += [f"Source-language dev {s.metric}: **{_pct(dev['dev_f1'])}**"
                       + (f" (majority-label baseline {_pct(baseline)}, always `{dev.get('majority_label')}`)"
-                         if baseline is not None else ""), ""]
+                         if baseline is not None else "") + other_dev_scores(others, "`{}`"), ""]
         header = ["language", *s.setups, *s.differences, *(["majority baseline"] if s.baselines else [])]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for language in s.languages:
@@ -386,7 +383,7 @@ def to_markdown(rows: list[dict[str, Any]], title: str, language_adapters: list[
             lines += [f"Differences in points of {s.metric} with their 95 % paired bootstrap interval (test sentences "
                       "and seeds resampled); **bold**: the interval excludes 0.", ""]
     present = [setup for setup in SETUP_ORDER if any(r["setup"] == setup for r in rows)]
-    lines += ["Setups: " + "; ".join(f"`{setup}` = {SETUP_MEANING[setup]}" for setup in present) + ".", ""]
+    lines += ["Setups:", "", *[f"- `{setup}`: {SETUP_MEANING[setup]}." for setup in present], ""]
     if notes:
         lines += ["## Data and base model", "", *[f"- {note}" for note in notes], ""]
     lines += removed_lines_markdown(language_adapters or [])
@@ -422,10 +419,40 @@ def format_difference(difference: Difference | None, bold: str = "**{}**") -> st
         f" [{100 * difference.low:+.1f}, {100 * difference.high:+.1f}]"
 
 
+def task_adapters_by_task(task_adapters: list[dict[str, Any]] | None) -> dict[str, list[dict[str, Any]]]:
+    """task -> the rows of its task adapters, one per family (`family`; none recorded: madx), the
+    madx family's first: its dev score is the headline one, the others' are shown beside it."""
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in sorted(task_adapters or [], key=lambda r: _family_rank(r.get("family"))):
+        grouped[row["task"]].append(row)
+    return dict(grouped)
+
+
+def other_dev_scores(rows: list[dict[str, Any]], name: str = "{}") -> str:
+    """"; other task adapters: `noinv` 91.0, `ta-only` 90.3" (the dev scores of the families beside
+    the headline one; `name` formats a family's name), or "" when there are none."""
+    if not rows:
+        return ""
+    return "; other task adapters: " + ", ".join(f"{name.format(row.get('family'))} {_pct(row['dev_f1'])}" for row in rows)
+
+
+def language_adapter_label(row: dict[str, Any]) -> str:
+    """"sw", or "sw (noinv)" for a language adapter of another family than madx."""
+    family = row.get("family") or MADX
+    return row["language"] if family == MADX else f"{row['language']} ({family})"
+
+
+def _family_rank(family: str | None) -> int:
+    family = family or MADX
+    return FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
+
+
 def removed_lines_markdown(language_adapters: list[dict[str, Any]]) -> list[str]:
     """A line per language whose adapter's corpus held test sentences (left out before it trained);
-    nothing when none did."""
+    nothing when none did. Every family's adapter of a language trains on the same corpus with the
+    same lines left out: the language is named once."""
     removed = [row for row in sorted(language_adapters, key=lambda r: r["language"]) if row.get("removed_lines")]
+    removed = list({row["language"]: row for row in removed}.values())
     if not removed:
         return []
     lines = ["## Test sentences removed from language-adapter corpora", ""]
@@ -440,9 +467,9 @@ def language_adapter_markdown(language_adapters: list[dict[str, Any]]) -> list[s
     """What each language adapter learnt: held-out MLM perplexity of the base before and after."""
     lines = ["## Language adapters (held-out MLM perplexity, same masked positions before and after)", "",
              "| language | before training (step 0) | after | reduction |", "|---|---|---|---|"]
-    for row in sorted(language_adapters, key=lambda r: r["language"]):
+    for row in sorted(language_adapters, key=lambda r: (r["language"], _family_rank(r.get("family")))):
         before, after = float(row["initial_perplexity"]), float(row["perplexity"])
-        lines.append(f"| {row['language']} | {before:,.1f} | {after:,.1f} | {before / after:.2f}x |")
+        lines.append(f"| {language_adapter_label(row)} | {before:,.1f} | {after:,.1f} | {before / after:.2f}x |")
     return [*lines, ""]
 
 

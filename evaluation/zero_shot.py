@@ -1,13 +1,13 @@
 """The zero-shot matrix: every target language x every task adapter x every setup, one loaded base.
 
-Setups (what runs under the task adapter):
-    madx      Stack(<target LA>, task)   MAD-X: the target language's adapter replaces the source's
-    en-la     Stack(<source LA>, task)   the task adapter as trained, source-language adapter kept
-    no-la     task                       the task adapter alone, no language adapter
-    madx-2.0  madx with no adapters in the last layer (MAD-X 2.0's test-time variant)
-The base model is loaded once; language adapters are loaded into it, swapped and dropped, never
-the base. (The names say "en" because English is the usual source; the source language is whatever
-the task adapter was trained on.)
+The setups (what runs under the task adapter, which task adapter) are the rows of
+evaluation/setups.py's table: `madx` Stack(<target LA>, task), `en-la` Stack(<source LA>, task),
+`no-la` the task adapter alone, `madx-2.0` madx without the last layer's adapters, and the MAD-X
+paper's ablations with adapters of their own: `madx-noinv` (language adapters without invertible
+adapters, and a task adapter trained on the source's) and `ta-only` (a task adapter trained with no
+language adapter). The base model is loaded once; language adapters are loaded into it, swapped and
+dropped, never the base; a task adapter of another family replaces the one loaded (a model holds
+one token head).
 
 When both `madx` and `en-la` are scored, their forward passes run batch by batch side by side, and
 the `madx` row also carries the label-free harm measures of the target adapter (evaluation/harm.py:
@@ -17,7 +17,7 @@ the `madx` row also carries the label-free harm measures of the target adapter (
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from tagging.predict import predict_label_ids, predict_label_ids_under, score_pr
 from tagging.readers import load_labeled
 from tagging.scheme import LabelSet, check_known_tags
 from evaluation.harm import COMPARED, HiddenDrift, harm_measures
-from evaluation.setups import DEFAULT_SETUPS, NEEDS_TARGET_ADAPTER, check_setups
+from evaluation.setups import DEFAULT_SETUPS, MADX, SETUPS, check_setups, task_adapter_families
 from tagging.sources import LabeledSource
 
 @dataclass(frozen=True)
@@ -45,6 +45,15 @@ class Cell:
     task: str
     language: str
     setup: str
+
+
+@dataclass(frozen=True)
+class FamilyAdapters:
+    """The adapters of one family (evaluation/setups.py) that its setups score: task -> task adapter
+    folder (with head), language -> language adapter folder (none for `ta-only`)."""
+
+    task_adapters: Mapping[str, str | Path]
+    language_adapters: Mapping[str, str | Path] = field(default_factory=dict)
 
 
 def evaluate_zero_shot(
@@ -57,34 +66,49 @@ def evaluate_zero_shot(
     max_length: int = 128,
     device: str = "auto",
     on_cell: Callable[[Cell, dict[str, float]], None] | None = None,
+    families: Mapping[str, FamilyAdapters] | None = None,
 ) -> list[dict[str, Any]]:
     """Score every (task, language) in `test_sets` under every setup; one tidy row per cell.
 
-    `task_adapters`: task -> task adapter folder (with head); `language_adapters`: language -> LA
-    folder, including the source language the task adapters were trained on.
+    `task_adapters`: task -> task adapter folder (with head), and `language_adapters`: language -> LA
+    folder, including the source language the task adapters were trained on: the `madx` family's,
+    which the MAD-X setups (madx, madx-2.0, en-la, no-la) score. `families`: the other families' adapters
+    the setups need (`noinv` for madx-noinv, `ta-only` for ta-only), by family name.
     """
     setups = check_setups(setups)
-    sources = {task: read_adapter_config(path)["metadata"].get("source_language") for task, path in task_adapters.items()}
-    _check_inputs(task_adapters, language_adapters, test_sets, setups, sources)
+    adapters = {MADX: FamilyAdapters(task_adapters, language_adapters), **(families or {})}
+    by_family = {family: [s for s in setups if SETUPS[s].task_family == family] for family in task_adapter_families(setups)}
+    tasks = sorted({task for task, _ in test_sets})
+    sources = _check_inputs(adapters, test_sets, setups)
     device_ = pick_device(device)
     tokenizer = load_tokenizer(base_model)
     with seeded_global_rng(0):  # the placeholder head's random init: never drawn while a training stage seeds
         am = AdapterModel(load_model(base_model, "token").to(device_))
     max_length = usable_length(am.model.config, tokenizer, max_length)
     loaded: set[str] = set()
+    holding: tuple[str, str] | None = None  # the (task, family) whose task adapter (and head) the model holds
 
-    def ensure_language(language: str) -> None:
-        if language not in loaded:
-            load_adapter(am, language_adapters[language], name=language, with_head=False)
-            loaded.add(language)
+    def ensure_language(language: str, family: str) -> None:
+        name = language_adapter_name(language, family)
+        if name not in loaded:
+            load_adapter(am, adapters[family].language_adapters[language], name=name, with_head=False)
+            loaded.add(name)
+
+    def hold_task_adapter(task: str, family: str) -> LabelSet:
+        """Load `family`'s task adapter of `task` under the name `task` (the one before is replaced:
+        a model holds one token head); its label set."""
+        nonlocal holding
+        if holding != (task, family):
+            load_adapter(am, adapters[family].task_adapters[task], name=task, overwrite=True)
+            holding = (task, family)
+        return LabelSet(tuple(am.model.config.id2label[i] for i in range(am.model.num_labels)))
 
     rows = []
-    for task in sorted(task_adapters):
-        load_adapter(am, task_adapters[task], name=task, overwrite=True)
-        label_set = LabelSet(tuple(am.model.config.id2label[i] for i in range(am.model.num_labels)))
+    for task in tasks:
         source = sources[task]
-        majority_label = read_adapter_config(task_adapters[task])["metadata"].get("majority_label")
-        ensure_language(source)
+        first = next(iter(by_family))
+        label_set = hold_task_adapter(task, first)
+        majority_label = read_adapter_config(adapters[first].task_adapters[task])["metadata"].get("majority_label")
         for language in sorted(lang for (t, lang) in test_sets if t == task):
             corpus = test_sets[(task, language)]
             corpus = corpus if isinstance(corpus, TaggedCorpus) else load_labeled(corpus)
@@ -94,31 +118,46 @@ def evaluate_zero_shot(
             # level means the tagger transferred nothing.
             baseline = {} if majority_label is None else {"majority_baseline": majority_score(corpus.tag_sequences(), majority_label,
                                                                                             label_set.scheme)}
-            if NEEDS_TARGET_ADAPTER & set(setups):
-                ensure_language(language)
-            predicted: dict[str, list[list[str]]] = {}
-            harm: dict[str, float] = {}
-            if set(COMPARED) <= set(setups):
-                check(f"evaluation of {task!r} on {language!r} before setups {' and '.join(COMPARED)}")
-                predicted, harm = _compare_adapters(am, task, source, language, encoded, label_set,
-                                                    tokenizer.pad_token_id, batch_size, device_)
-            for setup in setups:
-                check(f"evaluation of {task!r} on {language!r} before setup {setup!r}")
-                if setup not in predicted:
-                    am.set_active(*_activation(setup, task, source, language, am.num_layers))
-                    label_ids = predict_label_ids(am.model, encoded, tokenizer.pad_token_id, batch_size, device_)
-                    predicted[setup] = predictions_to_tags(encoded, label_ids, label_set)
-                scores = score_predicted(corpus, predicted[setup], label_set.scheme)
-                row = {"task": task, "language": language, "setup": setup, "source_language": source,
-                       "scheme": label_set.scheme, **flatten_scores(scores), **baseline,
-                       **(harm if setup == COMPARED[0] else {}), "sentence_counts": scores["sentence_counts"]}
-                rows.append(row)
-                if on_cell:
-                    on_cell(Cell(task, language, setup), row)
-            if language != source and language in loaded:
-                am.delete_adapter(language)  # keep memory flat over many languages
-                loaded.discard(language)
+            for family, family_setups in by_family.items():
+                if hold_task_adapter(task, family) != label_set:
+                    raise ConfigError(f"the {family} task adapter of {task!r} ({adapters[family].task_adapters[task]}) "
+                                      f"was trained on other labels than the {first} one: retrain it")
+                for setup in family_setups:
+                    wanted = {"target": language, "source": source}.get(SETUPS[setup].active)
+                    if wanted is not None:
+                        ensure_language(wanted, SETUPS[setup].family)
+                predicted: dict[str, list[list[str]]] = {}
+                harm: dict[str, float] = {}
+                if set(COMPARED) <= set(family_setups):
+                    check(f"evaluation of {task!r} on {language!r} before setups {' and '.join(COMPARED)}")
+                    predicted, harm = _compare_adapters(am, task, source, language, encoded, label_set,
+                                                        tokenizer.pad_token_id, batch_size, device_)
+                for setup in family_setups:
+                    check(f"evaluation of {task!r} on {language!r} before setup {setup!r}")
+                    if setup not in predicted:
+                        am.set_active(*activation(setup, task, source, language, am.num_layers))
+                        label_ids = predict_label_ids(am.model, encoded, tokenizer.pad_token_id, batch_size, device_)
+                        predicted[setup] = predictions_to_tags(encoded, label_ids, label_set)
+                    scores = score_predicted(corpus, predicted[setup], label_set.scheme)
+                    row = {"task": task, "language": language, "setup": setup, "source_language": source,
+                           "scheme": label_set.scheme, **flatten_scores(scores), **baseline,
+                           **(harm if setup == COMPARED[0] else {}), "sentence_counts": scores["sentence_counts"]}
+                    rows.append(row)
+                    if on_cell:
+                        on_cell(Cell(task, language, setup), row)
+            if language != source:
+                for family in adapters:  # keep memory flat over many languages
+                    name = language_adapter_name(language, family)
+                    if name in loaded:
+                        am.delete_adapter(name)
+                        loaded.discard(name)
     return rows
+
+
+def language_adapter_name(language: str, family: str) -> str:
+    """The name a language adapter of `family` has in the evaluation model: its language code for
+    the madx family (as it was saved), `<code>--<family>` for another family's adapter of the language."""
+    return language if family == MADX else f"{language}--{family}"
 
 
 def _compare_adapters(am: AdapterModel, task: str, source: str, language: str, encoded, label_set: LabelSet,
@@ -128,7 +167,7 @@ def _compare_adapters(am: AdapterModel, task: str, source: str, language: str, e
     the token head's inputs, so no third pass and no test set's worth of states in memory."""
     drift = HiddenDrift()
     target, reference = COMPARED
-    activations = {setup: partial(am.set_active, *_activation(setup, task, source, language, am.num_layers))
+    activations = {setup: partial(am.set_active, *activation(setup, task, source, language, am.num_layers))
                    for setup in COMPARED}
 
     def compare(states, words) -> None:
@@ -140,30 +179,45 @@ def _compare_adapters(am: AdapterModel, task: str, source: str, language: str, e
     return predicted, harm_measures(predicted[target], predicted[reference], drift)
 
 
-def _activation(setup: str, task: str, source: str, language: str, num_layers: int) -> tuple[Stack, tuple[int, ...]]:
-    if setup == "madx":
-        return Stack(language, task), ()
-    if setup == "madx-2.0":
-        return Stack(language, task), (num_layers - 1,)
-    if setup == "en-la":
-        return Stack(source, task), ()
-    return Stack(task), ()  # no-la
+def activation(setup: str, task: str, source: str, language: str, num_layers: int) -> tuple[Stack, tuple[int, ...]]:
+    """What `setup` (a row of SETUPS) activates when `language` is scored: the Stack of its language
+    adapter (the target's, the source's, or none; of the setup's family) and task adapter `task`,
+    and the layers whose adapters it leaves out."""
+    row = SETUPS[setup]
+    language_adapter = {"target": language, "source": source}.get(row.active)
+    stack = Stack(task) if language_adapter is None else Stack(language_adapter_name(language_adapter, row.family), task)
+    return stack, (num_layers - 1,) if row.skip_last_layer else ()
 
 
-def _check_inputs(task_adapters, language_adapters, test_sets, setups, sources) -> None:
-    """Every missing piece is reported before any model is loaded."""
+def _check_inputs(adapters: Mapping[str, FamilyAdapters], test_sets, setups) -> dict[str, str]:
+    """Every missing piece is reported before any model is loaded; returns task -> the source
+    language its task adapters were trained on (the same for every family)."""
     problems = []
-    for task, source in sources.items():
-        if not source:
-            problems.append(f"task adapter {task_adapters[task]} does not record its source language")
-        elif source not in language_adapters:
-            problems.append(f"task {task!r} was trained on {source!r} but no {source!r} language adapter is given")
-    for task, language in test_sets:
-        if task not in task_adapters:
-            problems.append(f"test set for task {task!r} ({language}) but no such task adapter")
-        if NEEDS_TARGET_ADAPTER & set(setups) and language not in language_adapters:
-            problems.append(f"setup madx needs a language adapter for {language!r}; none is given")
+    sources: dict[str, str] = {}
+    tasks = sorted({task for task, _ in test_sets})
+    for family in task_adapter_families(setups):
+        given = adapters.get(family, FamilyAdapters({})).task_adapters
+        for task in tasks:
+            if task not in given:
+                needing = [s for s in setups if SETUPS[s].task_family == family]
+                problems.append(f"test set for task {task!r} but no {family} task adapter of it (setups {needing})")
+                continue
+            source = read_adapter_config(given[task])["metadata"].get("source_language")
+            if not source:
+                problems.append(f"task adapter {given[task]} does not record its source language")
+            elif sources.setdefault(task, source) != source:
+                problems.append(f"the task adapters of {task!r} were trained on different source languages "
+                                f"({sources[task]!r}, {source!r})")
+    for setup in setups:
+        row = SETUPS[setup]
+        languages = adapters.get(row.family, FamilyAdapters({})).language_adapters if row.family else {}
+        needed = {language for _, language in test_sets} if row.active == "target" else \
+            {sources[task] for task in tasks if task in sources} if row.active == "source" else set()
+        for language in sorted(needed - set(languages)):
+            what = "" if row.family == MADX else f"{row.family} "
+            problems.append(f"setup {setup} needs a {what}language adapter for {language!r}; none is given")
     if not test_sets:
         problems.append("no test sets to evaluate")
     if problems:
-        raise ConfigError("cannot evaluate: " + "; ".join(problems))
+        raise ConfigError("cannot evaluate: " + "; ".join(dict.fromkeys(problems)))
+    return sources

@@ -236,7 +236,13 @@ class TaskConfig(_Strict):
 class EvaluationConfig(_Strict):
     """Zero-shot scoring of every task adapter on every target language, in each setup."""
 
-    setups: list[str] = Field(default_factory=lambda: list(DEFAULT_SETUPS), description=f"Any of {list(SETUPS)}.")
+    setups: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SETUPS),
+        description="The setups scored, each a column of the report: "
+                    + "; ".join(f"`{name}`: {setup.meaning}" for name, setup in SETUPS.items())
+                    + ". `madx-noinv` and `ta-only` train adapters of their own (noinv language adapters under "
+                      "adapters/language-noinv, task adapters under adapters/task-noinv and adapters/task-ta-only), "
+                      "only when listed.")
     batch_size: int = Field(64, ge=1, description="Sentences (windows) per inference batch.")
     max_length: int = Field(128, ge=8, description="Sub-tokens per row; longer sentences are split.")
     harm_guard: HarmGuard = Field(

@@ -4,6 +4,11 @@ schedule) and returns a small summary.
     madx_pipeline          base model (if built) -> every language adapter in parallel -> task
                            adapters (each as soon as its source language adapter exists) ->
                            the zero-shot matrix -> the report
+
+Adapters come in families (evaluation/setups.py): the configured language adapters and the task
+adapters trained on them (madx), the same language adapters without invertible adapters and their
+task adapters (noinv), task adapters trained on no language adapter (ta-only). A family is trained
+only when a setup of `evaluation.setups` scores it.
     train_language_adapter one language adapter (what a per-language schedule runs)
     train_task_adapter     one task adapter (and the source language adapter it needs)
     evaluate_zero_shot     the matrix over the adapters the pipeline has
@@ -21,6 +26,7 @@ from prefect import flow
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from evaluation.setups import MADX, TA_ONLY, language_adapter_families, task_adapter_families
 from flows.config import PipelineConfig, load_pipeline_config, resolve_corpus
 from language_adapters.contamination import ExcludedTestSet
 from madx import stopping
@@ -34,6 +40,7 @@ from tasks.stages import (
     MlmHeadRecord,
     StageContext,
     TaskAdapterJob,
+    adapters_subfolder,
     build_base_model_task,
     build_report_task,
     evaluate_task_adapter_task,
@@ -123,12 +130,16 @@ def _base_model(config: PipelineConfig, run: _Run) -> str:
     return name
 
 
-def _mlm_head(config: PipelineConfig, base: str, run: _Run, languages: list[str]) -> MlmHeadRecord | None:
-    """The warmed-up MLM head when the config asks for one and some language adapter will train;
-    otherwise None, after refusing a base whose own head is missing (before any stage starts)."""
+def _mlm_head(config: PipelineConfig, base: str, run: _Run, languages: list[str],
+              families: tuple[str, ...] | None = None) -> MlmHeadRecord | None:
+    """The warmed-up MLM head when the config asks for one and some language adapter of `languages`
+    and `families` (default: those the setups need) will train; otherwise None, after refusing a base
+    whose own head is missing (before any stage starts)."""
     from madx.pretrained import MissingMlmHeadError, stored_mlm_head
 
-    if not any(not config.languages[code].adapter for code in languages):
+    families = language_families(config) if families is None else families
+    # an existing adapter (`languages.<code>.adapter`) stands in for the madx family's only
+    if not any(family != MADX or not config.languages[code].adapter for family in families for code in languages):
         return None
     if config.base_model.mlm_head == "warmup":
         if config.head_warmup.mix == "general":  # one head per base, whatever languages this pipeline has
@@ -143,10 +154,22 @@ def _mlm_head(config: PipelineConfig, base: str, run: _Run, languages: list[str]
     return None
 
 
-# Adapters are keyed like their folders under output_dir/adapters: ("sw", None) is
-# adapters/language/sw, ("sw", 2) adapters/language/sw/seed-2, ("ner", 1) adapters/task/ner/seed-1.
-LanguageKey = tuple[str, int | None]
-TaskKey = tuple[str, int]
+# Adapters are keyed like their folders under output_dir/adapters: ("madx", "sw", None) is
+# adapters/language/sw, ("madx", "sw", 2) adapters/language/sw/seed-2, ("noinv", "sw", None)
+# adapters/language-noinv/sw, ("madx", "ner", 1) adapters/task/ner/seed-1, ("ta-only", "ner", 1)
+# adapters/task-ta-only/ner/seed-1.
+LanguageKey = tuple[str, str, int | None]
+TaskKey = tuple[str, str, int]
+
+
+def language_families(config: PipelineConfig) -> tuple[str, ...]:
+    """The language-adapter families the config's setups need (madx, noinv)."""
+    return language_adapter_families(config.evaluation.setups)
+
+
+def task_families(config: PipelineConfig) -> tuple[str, ...]:
+    """The task-adapter families the config's setups score (madx, noinv, ta-only)."""
+    return task_adapter_families(config.evaluation.setups)
 
 
 def language_seeds(config: PipelineConfig) -> list[int | None]:
@@ -156,10 +179,13 @@ def language_seeds(config: PipelineConfig) -> list[int | None]:
     return [None] if runs[0].language_seed is None else [run.language_seed for run in runs]
 
 
-def language_job(config: PipelineConfig, code: str, seed: int | None = None) -> LanguageAdapterJob:
-    """What the stage needs to have `code`'s adapter (of `seed`, or the shared one for None)."""
-    return LanguageAdapterJob(code, config.corpus(code), config.language_training(seed), seed,
-                              config.languages[code].adapter, excluded_test_sets(config))
+def language_job(config: PipelineConfig, code: str, seed: int | None = None, family: str = MADX) -> LanguageAdapterJob:
+    """What the stage needs to have `code`'s adapter of `family` (of `seed`, or the shared one for
+    None). A configured existing adapter (`languages.<code>.adapter`) stands in for the madx family's
+    only: another family's is trained on the language's corpus."""
+    return LanguageAdapterJob(code, config.corpus(code), config.language_training(seed).for_family(family), seed,
+                              config.languages[code].adapter if family == MADX else None, excluded_test_sets(config),
+                              family)
 
 
 def excluded_test_sets(config: PipelineConfig) -> tuple[ExcludedTestSet, ...]:
@@ -170,10 +196,10 @@ def excluded_test_sets(config: PipelineConfig) -> tuple[ExcludedTestSet, ...]:
                  for name, task in sorted(config.tasks.items()) for code, source in sorted(task.test.items()))
 
 
-def task_job(config: PipelineConfig, name: str, seed: int) -> TaskAdapterJob:
+def task_job(config: PipelineConfig, name: str, seed: int, family: str = MADX) -> TaskAdapterJob:
     labels = config.tasks[name].labels
     return TaskAdapterJob(name, config.labeled(name, "train"), config.labeled(name, "dev"), config.task_training(seed),
-                          config.source_language, tuple(labels) if labels else None)
+                          config.source_language, tuple(labels) if labels else None, family)
 
 
 def evaluation_job(config: PipelineConfig, name: str, languages: list[str], seed: int) -> EvaluationJob:
@@ -182,46 +208,56 @@ def evaluation_job(config: PipelineConfig, name: str, languages: list[str], seed
                          settings.batch_size, settings.max_length, seed, settings.harm_guard)
 
 
-def _train_language(config: PipelineConfig, code: str, seed: int | None, base: str, run: _Run, force: bool,
-                    head: MlmHeadRecord | None):
-    return train_language_adapter_task(run.context(), language_job(config, code, seed), base, force, head)
+def _train_languages(config: PipelineConfig, code: str, base: str, run: _Run, force: bool, head: MlmHeadRecord | None,
+                     families: tuple[str, ...]) -> dict[LanguageKey, Any]:
+    """`code`'s adapters of `families`, one per language-adapter seed, one after another."""
+    return {(family, code, seed): train_language_adapter_task(run.context(), language_job(config, code, seed, family),
+                                                              base, force, head)
+            for family in families for seed in language_seeds(config)}
 
 
 def _submit_language_adapters(config, languages, base, run: _Run, force, head) -> dict[LanguageKey, PrefectFuture]:
+    """Every language's adapter of every family the setups need, per language-adapter seed."""
     return {
-        (code, seed): train_language_adapter_task.with_options(
-            name=f"language-adapter-{code}" + ("" if seed is None else f"-seed-{seed}")).submit(
-            run.context(), language_job(config, code, seed), base, force, head)
-        for seed in language_seeds(config) for code in languages
+        (family, code, seed): train_language_adapter_task.with_options(
+            name=f"language-adapter-{code}" + ("" if family == MADX else f"-{family}")
+                 + ("" if seed is None else f"-seed-{seed}")).submit(
+            run.context(), language_job(config, code, seed, family), base, force, head)
+        for family in language_families(config) for seed in language_seeds(config) for code in languages
     }
 
 
 def _submit_task_adapters(config, names, base, run: _Run, languages: dict[LanguageKey, Any],
                           force: bool = False) -> dict[TaskKey, PrefectFuture]:
-    """One task adapter per task and seed, each on the source language adapter of its run (a future
-    is fine: a task adapter starts as soon as its source language adapter exists)."""
+    """One task adapter per family the setups score, task and seed, each on its family's source
+    language adapter of its run (none for ta-only; a future is fine: a task adapter starts as soon as
+    its source language adapter exists)."""
     return {
-        (name, seed_run.task_seed): train_task_adapter_task.with_options(
-            name=f"task-adapter-{name}-seed-{seed_run.task_seed}").submit(
-            run.context(), task_job(config, name, seed_run.task_seed), base,
-            languages[(config.source_language, seed_run.language_seed)], force)
-        for seed_run in config.seed_runs() for name in names
+        (family, name, seed_run.task_seed): train_task_adapter_task.with_options(
+            name=f"task-adapter-{name}" + ("" if family == MADX else f"-{family}") + f"-seed-{seed_run.task_seed}").submit(
+            run.context(), task_job(config, name, seed_run.task_seed, family), base,
+            None if family == TA_ONLY else languages[(family, config.source_language, seed_run.language_seed)], force)
+        for family in task_families(config) for seed_run in config.seed_runs() for name in names
     }
 
 
 def _evaluate(config: PipelineConfig, tasks: dict[TaskKey, Any], languages: dict[LanguageKey, Any], base: str,
               run: _Run, only: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every task adapter of every seed run on its run's language adapters."""
+    """Every task's adapters of every seed run on its run's language adapters, one stage per task and
+    seed scoring every family the setups need."""
     futures = []
     for seed_run in config.seed_runs():
-        adapters = {code: record for (code, seed), record in languages.items() if seed == seed_run.language_seed}
+        adapters: dict[str, dict[str, Any]] = {}
+        for (family, code, seed), record in languages.items():
+            if seed == seed_run.language_seed:
+                adapters.setdefault(family, {})[code] = record
         for name in sorted(config.tasks):
             targets = [code for code in config.target_languages(name) if only is None or code in only]
-            if not targets or (name, seed_run.task_seed) not in tasks:
+            task_adapters = {family: tasks.get((family, name, seed_run.task_seed)) for family in task_families(config)}
+            if not targets or None in task_adapters.values():
                 continue
             futures.append(evaluate_task_adapter_task.with_options(name=f"evaluate-{name}-seed-{seed_run.task_seed}").submit(
-                run.context(), evaluation_job(config, name, targets, seed_run.task_seed), adapters,
-                tasks[(name, seed_run.task_seed)], base))
+                run.context(), evaluation_job(config, name, targets, seed_run.task_seed), adapters, task_adapters, base))
     return [row for future in futures for row in future.result()]
 
 
@@ -230,10 +266,12 @@ def _results(records: dict) -> dict:
 
 
 def adapter_paths(languages: dict[LanguageKey, Any], tasks: dict[TaskKey, Any]) -> dict[str, str]:
-    """{"language/sw": path, "language/sw/seed-2": path, "task/ner/seed-1": path, ...}"""
-    paths = {f"language/{code}" + ("" if seed is None else f"/seed-{seed}"): record.path
-             for (code, seed), record in languages.items()}
-    paths.update({f"task/{name}/seed-{seed}": record.path for (name, seed), record in tasks.items()})
+    """{"language/sw": path, "language/sw/seed-2": path, "language-noinv/sw": path, "task/ner/seed-1": path,
+    "task-ta-only/ner/seed-1": path, ...}: each adapter's folder under output_dir/adapters."""
+    paths = {f"{adapters_subfolder('language', family)}/{code}" + ("" if seed is None else f"/seed-{seed}"): record.path
+             for (family, code, seed), record in languages.items()}
+    paths.update({f"{adapters_subfolder('task', family)}/{name}/seed-{seed}": record.path
+                  for (family, name, seed), record in tasks.items()})
     return paths
 
 
@@ -255,15 +293,15 @@ def madx_pipeline(config_path: str, force: bool = False) -> dict[str, Any]:
 
 @flow(name="madx-train-language-adapter")
 def train_language_adapter(config_path: str, language: str, force: bool = False) -> dict[str, Any]:
-    """Train (or reuse, when unchanged) one configured language's adapter (one per seed when
-    `language_adapter.seeds` is set)."""
+    """Train (or reuse, when unchanged) one configured language's adapter of every family the setups
+    need (one per seed when `language_adapter.seeds` is set); `adapter` is the first, madx's."""
     config = load_pipeline_config(config_path)
     config.require_language(language)
     with _Run(config, f"train language {language}", "language_flow", {tracking.LANGUAGE: language}) as run:
         base = _base_model(config, run)
-        head = _mlm_head(config, base, run, [language])
-        records = {(language, seed): _train_language(config, language, seed, base, run, force, head)
-                   for seed in language_seeds(config)}
+        families = language_families(config) or (MADX,)  # madx's alone when the setups need none: it was asked for
+        head = _mlm_head(config, base, run, [language], families)
+        records = _train_languages(config, language, base, run, force, head, families)
         first = next(iter(records.values()))
         return {"run_id": run.run_id, "adapter": first.path, "reused": all(r.reused for r in records.values()),
                 "metrics": first.metrics, "adapters": adapter_paths(records, {})}
@@ -271,19 +309,20 @@ def train_language_adapter(config_path: str, language: str, force: bool = False)
 
 @flow(name="madx-train-task-adapter")
 def train_task_adapter(config_path: str, task_name: str, force: bool = False) -> dict[str, Any]:
-    """Train one task's adapters, one per seed, on the source language (training that language's
-    adapter first if needed)."""
+    """Train one task's adapters of every family the setups score, one per seed, each on its family's
+    source-language adapter (training that adapter first if needed; none for ta-only); `adapter` is
+    the first, madx's."""
     config = load_pipeline_config(config_path)
     config.require_task(task_name)
+    source = config.source_language
     with _Run(config, f"train task {task_name}", "task_flow", {tracking.TASK: task_name}) as run:
         base = _base_model(config, run)
-        head = _mlm_head(config, base, run, [config.source_language])
-        sources = {(config.source_language, seed): _train_language(config, config.source_language, seed, base, run,
-                                                                   force, head)
-                   for seed in language_seeds(config)}
-        records = {(task_name, seed_run.task_seed): train_task_adapter_task(
-            run.context(), task_job(config, task_name, seed_run.task_seed), base,
-            sources[(config.source_language, seed_run.language_seed)], force) for seed_run in config.seed_runs()}
+        head = _mlm_head(config, base, run, [source])
+        sources = _train_languages(config, source, base, run, force, head, language_families(config))
+        records = {(family, task_name, seed_run.task_seed): train_task_adapter_task(
+            run.context(), task_job(config, task_name, seed_run.task_seed, family), base,
+            None if family == TA_ONLY else sources[(family, source, seed_run.language_seed)], force)
+            for family in task_families(config) for seed_run in config.seed_runs()}
         first = next(iter(records.values()))
         return {"run_id": run.run_id, "adapter": first.path, "reused": all(r.reused for r in records.values()),
                 "metrics": first.metrics, "adapters": adapter_paths({}, records)}
@@ -310,8 +349,9 @@ def evaluate_zero_shot(config_path: str, languages: list[str] | None = None) -> 
 @flow(name="madx-add-language")
 def add_language(config_path: str, code: str, corpus: str | None = None, test: dict[str, str] | None = None,
                  force: bool = False) -> dict[str, Any]:
-    """Add one language: train its adapter on `corpus`, evaluate it with every task adapter of the
-    pipeline (test sets from the config, or `test` = {task: CoNLL path}), update the report."""
+    """Add one language: train its adapters (of every family the setups need) on `corpus`, evaluate it
+    with every task adapter of the pipeline (test sets from the config, or `test` = {task: CoNLL
+    path}), update the report."""
     from language_adapters.settings import CorpusSource
 
     config = load_pipeline_config(config_path)
@@ -330,11 +370,8 @@ def add_language(config_path: str, code: str, corpus: str | None = None, test: d
     with _Run(config, f"add language {code}", "add_language", {tracking.LANGUAGE: code}) as run:
         base = _base_model(config, run)
         head = _mlm_head(as_written, base, run, sorted(as_written.languages))
-        new = {(code, seed): _train_language(config, code, seed, base, run, force, head)
-               for seed in language_seeds(config)}
-        sources = {(config.source_language, seed): _train_language(config, config.source_language, seed, base, run,
-                                                                   False, head)
-                   for seed in language_seeds(config)}
+        new = _train_languages(config, code, base, run, force, head, language_families(config))
+        sources = _train_languages(config, config.source_language, base, run, False, head, language_families(config))
         task_records = _results(_submit_task_adapters(config, sorted(config.tasks), base, run, sources))
         untested = sorted(name for name in config.tasks if code not in config.tasks[name].test)
         if untested:  # said on the run, not only printed: the UI shows why the language has no scores
@@ -342,7 +379,8 @@ def add_language(config_path: str, code: str, corpus: str | None = None, test: d
                 f"no test set for task {name}" for name in untested)})
         rows = _evaluate(config, task_records, {**new, **sources}, base, run, only=[code])
         report = _report(config, base, run)
-        return {"run_id": run.run_id, "adapter": next(iter(new.values())).path, "rows": rows, "report": report,
+        return {"run_id": run.run_id, "adapter": next((record.path for record in new.values()), None),
+                "rows": rows, "report": report,
                 "untested_tasks": untested, "adapters": adapter_paths(new, {})}
 
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from madx.config import checked_adapter_spec
+from madx.config import LANGUAGE_ADAPTER_FAMILIES, checked_adapter_spec, family_config
 from madx.errors import DataError
 
 CorpusKind = Literal["text", "udhr", "bible", "packaged", "hf", "disk", "mix"]
@@ -168,6 +168,14 @@ class LanguageAdapterTraining(_Settings):
     )
     adapter: AdapterSpec = Field("madx_language", description="Adapter preset name or config dict.")
     device: str = Field("auto", description="auto, cpu or cuda.")
+
+    def for_family(self, family: str) -> LanguageAdapterTraining:
+        """These settings for the language adapters of `family` (madx/config.py LANGUAGE_ADAPTER_FAMILIES):
+        `madx` as configured (the same object, so its cache keys stay as they were), `noinv` with the
+        configured adapter's invertible adapter removed."""
+        if LANGUAGE_ADAPTER_FAMILIES.get(family) == {}:  # nothing changes (an unknown family fails below)
+            return self
+        return self.model_copy(update={"adapter": family_config(self.adapter, family).to_dict()})
 
     def planned_steps(self, train_sequences: int) -> int:
         """The optimizer steps to run on `train_sequences`: `steps`, capped at `max_epochs` passes."""

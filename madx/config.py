@@ -138,6 +138,24 @@ def preset(name: str, **overrides: Any) -> AdapterConfig:
     return base.replace(**overrides) if overrides else base
 
 
+# Language-adapter families: what each changes in the configured language adapter. The MAD-X paper's
+# ablations train task adapters on each and compare them (the setups of evaluation/setups.py).
+LANGUAGE_ADAPTER_FAMILIES: dict[str, dict[str, Any]] = {
+    "madx": {},  # the language adapter as configured (MAD-X: with its invertible adapter)
+    "noinv": {"invertible": None},  # MAD-X -INV: the same without the invertible adapter at the embeddings
+}
+
+
+def family_config(config: AdapterConfig | str | dict[str, Any], family: str) -> AdapterConfig:
+    """The language-adapter config `config` as family `family` has it (LANGUAGE_ADAPTER_FAMILIES)."""
+    try:
+        changes = LANGUAGE_ADAPTER_FAMILIES[family]
+    except KeyError:
+        raise ConfigError(f"unknown language-adapter family {family!r}; known: {sorted(LANGUAGE_ADAPTER_FAMILIES)}") from None
+    resolved = resolve_config(config)
+    return resolved.replace(**changes) if changes else resolved
+
+
 def resolve_config(config: AdapterConfig | str | dict[str, Any]) -> AdapterConfig:
     """Accept a config object, a preset name, or a dict (optionally with a `preset` key)."""
     if isinstance(config, AdapterConfig):

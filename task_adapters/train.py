@@ -1,5 +1,6 @@
 """Train a task adapter and its token head on labeled source-language data, on top of the frozen
 source-language adapter: `Stack(<source LA>, task)` is active, only the task adapter and head train.
+Without a language adapter (the MAD-X paper's -LAD baseline, setup `ta-only`) `Stack(task)` is.
 
 Each epoch ends with an evaluation on the dev set; the weights of the epoch with the best dev F1
 are the ones saved.
@@ -17,7 +18,7 @@ import torch
 
 from madx.composition import Stack
 from madx.config import resolve_config
-from madx.errors import DataError, TrainingFailedError
+from madx.errors import ConfigError, DataError, TrainingFailedError
 from madx.fileutil import without_folders
 from madx.adapter_files import load_adapter, save_adapter
 from madx.pretrained import load_config, load_model, load_tokenizer, usable_length
@@ -54,7 +55,7 @@ def as_corpus(data: LabeledSource | TaggedCorpus) -> TaggedCorpus:
 def train_task_adapter(
     base_model: str | Path,
     task: str,
-    source_language_adapter: str | Path,
+    source_language_adapter: str | Path | None,
     train: LabeledSource | TaggedCorpus,
     dev: LabeledSource | TaggedCorpus,
     out_dir: str | Path,
@@ -63,8 +64,17 @@ def train_task_adapter(
     tokenizer: str | Path | None = None,
     on_event: EventCallback | None = None,
     metadata: dict[str, Any] | None = None,
+    source_language: str | None = None,
 ) -> TaskAdapterResult:
-    """Train task adapter `task` under Stack(<source LA>, task); save the best-dev epoch to `out_dir`."""
+    """Train task adapter `task` under Stack(<source LA>, task); save the best-dev epoch to `out_dir`.
+
+    `source_language_adapter` None trains it under Stack(task), with no language adapter; then
+    `source_language` names the language of the labeled data (with an adapter, the adapter's name
+    does). The saved metadata records both: `source_language`, and `language_adapter` (the source
+    adapter's name, or None)."""
+    if source_language_adapter is None and not source_language:
+        raise ConfigError(f"task adapter {task!r} without a language adapter needs `source_language`: the language "
+                          "of its labeled data, which evaluation scores it against")
     notify = on_event or (lambda kind, step, metrics: None)
     device = pick_device(training.device)
     train_corpus, dev_corpus = as_corpus(train), as_corpus(dev)
@@ -87,11 +97,13 @@ def train_task_adapter(
     with seeded_global_rng(seed):
         model = load_model(base_model, "token", num_labels=len(label_set)).to(device)
         am = AdapterModel(model)
-        source_language = load_adapter(am, source_language_adapter, with_head=False)
+        language_adapter = None
+        if source_language_adapter is not None:
+            language_adapter = source_language = load_adapter(am, source_language_adapter, with_head=False)
         am.add_adapter(task, resolve_config(training.adapter))
         am.new_token_head(label_set.id2label)
     own_dropout(model, torch.Generator(device=device).manual_seed(seed + 1))
-    am.set_active(Stack(source_language, task))
+    am.set_active(Stack(task) if language_adapter is None else Stack(language_adapter, task))
     count = am.train_adapter(task, train_head=True)
 
     steps_per_epoch = len(train_rows) // training.batch_size
@@ -155,6 +167,7 @@ def train_task_adapter(
         "kind": "task_adapter",
         "task": task,
         "source_language": source_language,
+        "language_adapter": language_adapter,  # None: trained with no language adapter under it
         "label_scheme": label_set.scheme,
         "labels": list(label_set.labels),
         "majority_label": baseline.label,

@@ -22,6 +22,7 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from evaluation.settings import HarmGuard
+from evaluation.setups import MADX
 from language_adapters.contamination import MATCHING_VERSION, Contamination, ExcludedTestSet, check_corpus
 from language_adapters.corpus import corpus_fingerprint
 from language_adapters.settings import BaseModelSpec, CorpusSource, HeadWarmup, LanguageAdapterTraining
@@ -177,7 +178,8 @@ class LanguageAdapterJob:
     (e.g. imported from AdapterHub) that stands in for training. `seed` None is the one adapter every
     run shares; a number, one of the adapters trained per seed (`language_adapter.seeds`).
     `test_sets`: every test set of the pipeline; corpus lines holding one of their sentences are
-    left out of training (`language_adapters.contamination`)."""
+    left out of training (`language_adapters.contamination`). `family`: which family of language
+    adapters it belongs to (evaluation/setups.py), its folder and its MLflow tag."""
 
     language: str
     corpus: CorpusSource
@@ -185,11 +187,13 @@ class LanguageAdapterJob:
     seed: int | None = None
     preset: str | None = None
     test_sets: tuple[ExcludedTestSet, ...] = ()
+    family: str = MADX  # madx, or noinv (MAD-X -INV: `training` then has no invertible adapter)
 
 
 @dataclass(frozen=True)
 class TaskAdapterJob:
-    """One task adapter to have, for the seed in `training.seed`, on the source language's adapter."""
+    """One task adapter to have, for the seed in `training.seed`, on the source language's adapter of
+    its `family` (madx, noinv), or, for family ta-only, on no language adapter."""
 
     task: str
     train: LabeledSource
@@ -197,6 +201,7 @@ class TaskAdapterJob:
     training: TaskAdapterTraining
     source_language: str
     labels: tuple[str, ...] | None = None
+    family: str = MADX
 
 
 @dataclass(frozen=True)
@@ -213,14 +218,27 @@ class EvaluationJob:
     harm_guard: HarmGuard = field(default_factory=HarmGuard)
 
 
-def language_adapter_folder(output_dir: str | Path, language: str, seed: int | None = None) -> Path:
-    """adapters/language/<code>, or adapters/language/<code>/seed-<n> for adapters trained per seed."""
-    folder = Path(output_dir) / "adapters" / "language" / language
+def adapters_subfolder(kind: str, family: str = MADX) -> str:
+    """Where under output_dir/adapters the adapters of `kind` (language, task) and `family` go:
+    `language`, `task` for the madx family; `language-noinv`, `task-noinv`, `task-ta-only` for the others."""
+    return kind if family == MADX else f"{kind}-{family}"
+
+
+def language_adapter_folder(output_dir: str | Path, language: str, seed: int | None = None, family: str = MADX) -> Path:
+    """adapters/language/<code>, or adapters/language/<code>/seed-<n> for adapters trained per seed
+    (adapters/language-noinv/... for the noinv family)."""
+    folder = Path(output_dir) / "adapters" / adapters_subfolder("language", family) / language
     return folder if seed is None else folder / f"seed-{seed}"
 
 
-def task_adapter_folder(output_dir: str | Path, task: str, seed: int) -> Path:
-    return Path(output_dir) / "adapters" / "task" / task / f"seed-{seed}"
+def task_adapter_folder(output_dir: str | Path, task: str, seed: int, family: str = MADX) -> Path:
+    """adapters/task/<task>/seed-<n> (adapters/task-noinv/..., adapters/task-ta-only/... for those families)."""
+    return Path(output_dir) / "adapters" / adapters_subfolder("task", family) / task / f"seed-{seed}"
+
+
+def _family_label(family: str) -> str:
+    """What a run name and log line add for an adapter of `family`: nothing for madx, " (noinv)"."""
+    return "" if family == MADX else f" ({family})"
 
 
 def _record(name: str, folder: Path, run_id: str | None, reused: bool) -> AdapterRecord:
@@ -362,7 +380,7 @@ def train_language_adapter_task(ctx: StageContext, job: LanguageAdapterJob, base
     from madx.adapter_files import check_adapter_folder
     from madx.pretrained import load_config
 
-    language, training = job.language, job.training
+    language, training, family = job.language, job.training, job.family
     if job.preset:  # an existing adapter stands in for training
         check_adapter_folder(job.preset, load_config(base_model))  # complete, and made for this base
         return _record(language, Path(job.preset), None, reused=True)
@@ -371,7 +389,9 @@ def train_language_adapter_task(ctx: StageContext, job: LanguageAdapterJob, base
                 "seeding": SEEDING_VERSION, "corpus": corpus}
     if mlm_head is not None:
         identity["mlm_head"] = mlm_head.sha256
-    label = f"language adapter {language}"
+    if family != MADX:  # the madx family's keys are those from before families existed: its adapters stay reused
+        identity["family"] = family
+    label = f"language adapter {language}{_family_label(family)}"
     params = {"corpus": job.corpus.describe(), "training": training.to_dict()}
     try:
         contamination, unreadable = _contamination(ctx, job, corpus), None
@@ -389,7 +409,7 @@ def train_language_adapter_task(ctx: StageContext, job: LanguageAdapterJob, base
             # corpus that holds no test sentence.
             identity["removed_lines"] = contamination.digest()
     key = _hash(identity)
-    folder = language_adapter_folder(ctx.output_dir, language, job.seed)
+    folder = language_adapter_folder(ctx.output_dir, language, job.seed, family)
 
     def train(tracker: Tracker, run_id: str) -> None:
         if unreadable is not None:
@@ -399,7 +419,7 @@ def train_language_adapter_task(ctx: StageContext, job: LanguageAdapterJob, base
             checkpoint_dir=ctx.out / "checkpoints" / folder.relative_to(ctx.out / "adapters"),
             on_event=_event_logger(tracker, run_id, label, training.steps),
             cache_dir=ctx.out / "cache",
-            metadata={"cache_key": key},
+            metadata={"cache_key": key, "family": family},
             mlm_head=mlm_head.path if mlm_head else None,
             contamination=contamination,
         )
@@ -411,7 +431,8 @@ def train_language_adapter_task(ctx: StageContext, job: LanguageAdapterJob, base
     return _reuse_or_train(
         ctx, "language_adapter", language, folder, key, force or unreadable is not None,
         run_name=label + (f" seed {job.seed}" if job.seed is not None else ""),
-        tags={tracking.LANGUAGE: language, tracking.BASE_MODEL: base_model, tracking.SEED: training.seed},
+        tags={tracking.LANGUAGE: language, tracking.BASE_MODEL: base_model, tracking.SEED: training.seed,
+              tracking.FAMILY: family},
         params=params, train=train)
 
 
@@ -436,9 +457,10 @@ def _contamination(ctx: StageContext, job: LanguageAdapterJob, corpus_key: str) 
 
 
 @task(name="train-task-adapter", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
-def train_task_adapter_task(ctx: StageContext, job: TaskAdapterJob, base_model: str, source_adapter: AdapterRecord,
-                            force: bool = False) -> AdapterRecord:
-    """The task adapter of one seed, on the source language adapter of the same run."""
+def train_task_adapter_task(ctx: StageContext, job: TaskAdapterJob, base_model: str,
+                            source_adapter: AdapterRecord | None, force: bool = False) -> AdapterRecord:
+    """The task adapter of one seed, on the source language adapter of the same run and the job's
+    family (None: on no language adapter, the ta-only family)."""
     ctx.use_threads()
     from tagging.metrics import dev_score_key
     from tagging.scheme import LabelSet
@@ -446,17 +468,23 @@ def train_task_adapter_task(ctx: StageContext, job: TaskAdapterJob, base_model: 
 
     training, seed = job.training, job.training.seed
     data = {split: labeled_fingerprint(source) for split, source in (("train", job.train), ("dev", job.dev))}
-    key = _hash({"base": base_model_identity(base_model), "task": job.task, "training": settings_identity(training),
-                 "seeding": SEEDING_VERSION, "labels": list(job.labels) if job.labels else None,
-                 "source_adapter": source_adapter.sha256, "data": data})
-    folder = task_adapter_folder(ctx.output_dir, job.task, seed)
+    source_sha256 = source_adapter.sha256 if source_adapter else None
+    identity = {"base": base_model_identity(base_model), "task": job.task, "training": settings_identity(training),
+                "seeding": SEEDING_VERSION, "labels": list(job.labels) if job.labels else None,
+                "source_adapter": source_sha256, "data": data}
+    if job.family != MADX:  # the madx family's keys are those from before families existed: its adapters stay reused
+        identity["family"] = job.family
+    key = _hash(identity)
+    folder = task_adapter_folder(ctx.output_dir, job.task, seed, job.family)
+    label = f"task adapter {job.task}{_family_label(job.family)}"
 
     def train(tracker: Tracker, run_id: str) -> None:
         result = train_task_adapter(
-            base_model, job.task, source_adapter.path, job.train, job.dev, folder, training,
+            base_model, job.task, source_adapter.path if source_adapter else None, job.train, job.dev, folder, training,
             label_set=LabelSet(tuple(job.labels)) if job.labels else None,
-            on_event=_event_logger(tracker, run_id, f"task adapter {job.task}", training.epochs),
-            metadata={"cache_key": key},
+            on_event=_event_logger(tracker, run_id, label, training.epochs),
+            metadata={"cache_key": key, "family": job.family},
+            source_language=job.source_language,
         )
         # the curves' last epoch, not 0; the dev score under its own name too, so that its latest value
         # is the kept epoch's, as dev_f1's is
@@ -465,18 +493,21 @@ def train_task_adapter_task(ctx: StageContext, job: TaskAdapterJob, base_model: 
         tracker.set_tags(run_id, {tracking.MAJORITY_LABEL: result.majority_label})
 
     return _reuse_or_train(
-        ctx, "task_adapter", job.task, folder, key, force, run_name=f"task adapter {job.task} seed {seed}",
+        ctx, "task_adapter", job.task, folder, key, force, run_name=f"{label} seed {seed}",
         tags={tracking.TASK: job.task, tracking.LANGUAGE: job.source_language, tracking.BASE_MODEL: base_model,
-              tracking.SEED: seed},
+              tracking.SEED: seed, tracking.FAMILY: job.family},
         params={"train": job.train.describe(), "dev": job.dev.describe(), "training": training.to_dict(),
-                "source_adapter_sha256": source_adapter.sha256}, train=train)
+                **({"source_adapter_sha256": source_sha256} if source_sha256 else {})}, train=train)
 
 
 @task(name="evaluate-zero-shot", retries=TRACKING_RETRIES, retry_condition_fn=transient_only)
-def evaluate_task_adapter_task(ctx: StageContext, job: EvaluationJob, language_adapters: dict[str, AdapterRecord],
-                               task_adapter: AdapterRecord, base_model: str) -> list[dict[str, Any]]:
-    """Every (language, setup) cell of one task adapter (the one of `job.seed`) with a single loaded
-    base model; each cell is its own nested MLflow run under this stage's run, with params task,
+def evaluate_task_adapter_task(ctx: StageContext, job: EvaluationJob,
+                               language_adapters: dict[str, dict[str, AdapterRecord]],
+                               task_adapters: dict[str, AdapterRecord], base_model: str) -> list[dict[str, Any]]:
+    """Every (language, setup) cell of one task (its task adapters of `job.seed`) with a single loaded
+    base model. `language_adapters`: family -> language -> record, `task_adapters`: family -> record,
+    the families (evaluation/setups.py: madx, noinv, ta-only) the setups score. Each cell is its own
+    nested MLflow run under this stage's run, with params task,
     language, setup, seed and metric (what the UI groups and compares by), its score under the
     metric's own name, and its per-sentence counts as the artifact `sentence_counts.json` (for the
     report's intervals). A madx cell scored beside en-la also carries the label-free harm measures
@@ -484,7 +515,7 @@ def evaluate_task_adapter_task(ctx: StageContext, job: EvaluationJob, language_a
     warning in the log and its `madx.flags` tag."""
     ctx.use_threads()
     from evaluation.harm import harm_flag
-    from evaluation.zero_shot import evaluate_zero_shot
+    from evaluation.zero_shot import FamilyAdapters, evaluate_zero_shot
     from tagging.metrics import score_key
 
     task_name, seed = job.task, job.seed
@@ -492,12 +523,17 @@ def evaluate_task_adapter_task(ctx: StageContext, job: EvaluationJob, language_a
     common = {tracking.TASK: task_name, tracking.BASE_MODEL: base_model, tracking.CONFIG_HASH: ctx.config_hash,
               tracking.SEED: seed}
     languages = sorted(job.test_sets)
-    adapters = {code: record.path for code, record in language_adapters.items()}
+    families = {family: FamilyAdapters({task_name: record.path},
+                                       {code: la.path for code, la in language_adapters.get(family, {}).items()})
+                for family, record in task_adapters.items()}
+    madx_family = families.pop(MADX, FamilyAdapters({}, {}))
 
     with tracker.run(f"evaluation {task_name} seed {seed}", {tracking.KIND: "evaluation_stage", **common},
                      ctx.parent_run_id) as stage_id:
+        # the madx family's task adapter as `task_adapter_sha256` (as before families), another's under its name
         tracker.log_params(stage_id, {"setups": list(job.setups), "languages": languages,
-                                      "task_adapter_sha256": task_adapter.sha256})
+                                      **{"task_adapter_sha256" + ("" if family == MADX else f".{family}"): record.sha256
+                                         for family, record in task_adapters.items()}})
 
         def on_cell(cell, row):
             tags = {tracking.KIND: "evaluation", tracking.LANGUAGE: cell.language, tracking.SETUP: cell.setup,
@@ -516,9 +552,9 @@ def evaluate_task_adapter_task(ctx: StageContext, job: EvaluationJob, language_a
             _logger().info("%s %s %s seed %s: %s=%.3f", task_name, cell.language, cell.setup, seed, metric, row["f1"])
 
         rows = evaluate_zero_shot(
-            base_model, {task_name: task_adapter.path}, adapters,
+            base_model, madx_family.task_adapters, madx_family.language_adapters,
             {(task_name, code): source for code, source in job.test_sets.items()}, list(job.setups),
-            job.batch_size, job.max_length, on_cell=on_cell,
+            job.batch_size, job.max_length, on_cell=on_cell, families=families,
         )
     return [{**{k: v for k, v in row.items() if k != "sentence_counts"}, "seed": seed} for row in rows]
 

@@ -38,6 +38,9 @@ MAJORITY_LABEL = "madx.majority_label"  # a task adapter's most frequent trainin
 FLAGS = "madx.flags"  # warnings about a run's numbers, "; "-separated (see tasks.stages._flag)
 NOT_EVALUATED = "madx.not_evaluated"  # why a run has no scores for something it trained (no test set ...)
 SEED = "madx.seed"  # the seed of a trained adapter or of the task adapter an evaluation used
+# A trained adapter's family (evaluation/setups.py): madx, noinv (language adapters without invertible
+# adapters, and task adapters trained on them) or ta-only (task adapters trained with no language adapter).
+FAMILY = "madx.family"
 ADAPTER_SHA = "madx.adapter_sha256"
 ADAPTER_PATH = "madx.adapter_path"
 HOST = "madx.host"

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
+from evaluation.setups import MADX
 from tasks.tracking import (ADAPTER_PATH, ADAPTER_SHA, BASE_MODEL, CONTAMINATION_REMOVED, CONTAMINATION_TEST_SETS,
-                            FLAGS, KIND, LANGUAGE, MAJORITY_LABEL, SCHEME, SEED, SENTENCE_COUNTS, SETUP, TASK, Tracker)
+                            FAMILY, FLAGS, KIND, LANGUAGE, MAJORITY_LABEL, SCHEME, SEED, SENTENCE_COUNTS, SETUP, TASK,
+                            Tracker)
 
 
 @dataclass(frozen=True)
@@ -96,35 +98,40 @@ class TrackedRuns:
             return json.loads(path.read_text(encoding="utf-8"))["counts"]
 
     def language_adapter_rows(self, base_model: str | None = None) -> list[dict[str, Any]]:
-        """Held-out MLM perplexity of the newest trained adapter of every language: before training
-        (the base with a fresh adapter) and after; and how many lines of its corpus were left out for
-        holding test sentences, of which test sets (0 and "" for a run from before that check)."""
+        """Held-out MLM perplexity of the newest trained adapter of every language and family (madx,
+        noinv; a run from before families is madx's): before training (the base with a fresh adapter)
+        and after; and how many lines of its corpus were left out for holding test sentences, of which
+        test sets (0 and "" for a run from before that check)."""
         filters = {KIND: "language_adapter"}
         if base_model:
             filters[BASE_MODEL] = base_model
-        latest: dict[str, dict[str, Any]] = {}
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
         for run in self.find_runs(filters, max_results=5000):
             language, metrics = run.data.tags.get(LANGUAGE), run.data.metrics
-            if language and language not in latest and "initial_perplexity" in metrics:  # reuses log no curve
+            key = (language, run.data.tags.get(FAMILY, MADX))
+            if language and key not in latest and "initial_perplexity" in metrics:  # reuses log no curve
                 params = run.data.params
-                latest[language] = {"language": language, "initial_perplexity": metrics["initial_perplexity"],
-                                    "perplexity": metrics["perplexity"], "flags": run.data.tags.get(FLAGS, ""),
-                                    "removed_lines": int(params.get(CONTAMINATION_REMOVED, 0)),
-                                    "removed_test_sets": params.get(CONTAMINATION_TEST_SETS, "")}
-        return sorted(latest.values(), key=lambda row: row["language"])
+                latest[key] = {"language": language, "family": key[1],
+                               "initial_perplexity": metrics["initial_perplexity"],
+                               "perplexity": metrics["perplexity"], "flags": run.data.tags.get(FLAGS, ""),
+                               "removed_lines": int(params.get(CONTAMINATION_REMOVED, 0)),
+                               "removed_test_sets": params.get(CONTAMINATION_TEST_SETS, "")}
+        return [latest[key] for key in sorted(latest)]
 
 
     def task_adapter_rows(self, base_model: str | None = None) -> list[dict[str, Any]]:
-        """The newest trained task adapter of every task: its source-language dev score and the
-        majority-label baseline it had to beat."""
+        """The newest trained task adapter of every task and family (madx, noinv, ta-only; a run from
+        before families is madx's): its source-language dev score and the majority-label baseline it
+        had to beat."""
         filters = {KIND: "task_adapter"}
         if base_model:
             filters[BASE_MODEL] = base_model
-        latest: dict[str, dict[str, Any]] = {}
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
         for run in self.find_runs(filters, max_results=5000):
             task, metrics, tags = run.data.tags.get(TASK), run.data.metrics, run.data.tags
-            if task and task not in latest and "dev_f1" in metrics:
-                latest[task] = {"task": task, "source_language": tags.get(LANGUAGE), "dev_f1": metrics["dev_f1"],
-                                "dev_majority_baseline": metrics.get("dev_majority_baseline"),
-                                "majority_label": tags.get(MAJORITY_LABEL)}
-        return sorted(latest.values(), key=lambda row: row["task"])
+            key = (task, tags.get(FAMILY, MADX))
+            if task and key not in latest and "dev_f1" in metrics:
+                latest[key] = {"task": task, "family": key[1], "source_language": tags.get(LANGUAGE),
+                               "dev_f1": metrics["dev_f1"], "dev_majority_baseline": metrics.get("dev_majority_baseline"),
+                               "majority_label": tags.get(MAJORITY_LABEL)}
+        return [latest[key] for key in sorted(latest)]

@@ -189,8 +189,8 @@ def test_the_madx_run_carries_the_measures_and_the_flag_and_results_and_report_s
     kept = KeptRecords()
     logging.getLogger("madx").addHandler(kept)  # caplog misses it once Prefect's logging config is loaded
     try:
-        evaluate_task_adapter_task.fn(ctx, evaluation_job(config, "ner", ["de", "sw"], seed=1), adapters,
-                                      record("ner", tiny_task_adapter), str(tiny_base_dir))
+        evaluate_task_adapter_task.fn(ctx, evaluation_job(config, "ner", ["de", "sw"], seed=1), {"madx": adapters},
+                                      {"madx": record("ner", tiny_task_adapter)}, str(tiny_base_dir))
     finally:
         logging.getLogger("madx").removeHandler(kept)
     logged = [r.getMessage() for r in kept.records if r.levelno == logging.WARNING and "harm guard" in r.getMessage()]
