@@ -166,7 +166,7 @@ def test_the_settings_dicts_that_cache_keys_hash_keep_their_shape():
         '{"steps": 50000, "batch_size": 64, "learning_rate": 0.0001, "warmup_steps": 500, "weight_decay": 0.0, '
         '"grad_accumulation": 1, "max_length": 256, "mlm_probability": 0.15, "held_out_fraction": 0.05, '
         '"eval_every": 1000, "checkpoint_every": 1000, "log_every": 50, "max_grad_norm": 1.0, "seed": 42, '
-        '"softmax_vocabulary": "full", "min_corpus_tokens": 50000, "max_epochs": 3.0, "keep": "best", '
+        '"softmax_vocabulary": "full", "min_corpus_tokens": 50000, "max_epochs": 3.0, "keep": "best", "center": true, '
         '"adapter": "madx_language", "device": "auto"}')
     assert json.dumps(TaskAdapterTraining().to_dict()) == (
         '{"epochs": 10, "batch_size": 16, "learning_rate": 0.0001, "warmup_ratio": 0.1, "weight_decay": 0.0, '
