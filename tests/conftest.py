@@ -6,6 +6,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 # Never let a test wait on a network: hub lookups fail at once instead of retrying.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -49,6 +50,19 @@ TINY_TEXT = [
     "John Smith visited Nairobi and Lagos with the World Health Organization.",
 ]
 
+
+
+def _shared_data() -> Path | None:
+    """The real benchmark data beside the checkout (../shared/data, what CI has), or $MADX_SHARED_DATA."""
+    repo = Path(__file__).resolve().parents[1]
+    for candidate in (os.environ.get("MADX_SHARED_DATA"), repo.parent / "shared" / "data"):
+        if candidate and (Path(candidate) / "MANIFEST.json").is_file():
+            return Path(candidate)
+    return None
+
+
+SHARED = _shared_data()
+needs_shared_data = pytest.mark.skipif(SHARED is None, reason="the shared benchmark data (../shared/data) is not here")
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory):

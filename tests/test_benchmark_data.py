@@ -22,18 +22,9 @@ from madx.benchmark_data import (BENCHMARK_FILES, CONVERSIONS, DataFile, Upstrea
                                  select, with_base_url)
 from madx.errors import ConfigError, DataError
 
+from conftest import SHARED, needs_shared_data
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _shared_data() -> Path | None:
-    for candidate in (os.environ.get("MADX_SHARED_DATA"), REPO.parent / "shared" / "data"):
-        if candidate and (Path(candidate) / "MANIFEST.json").is_file():
-            return Path(candidate)
-    return None
-
-
-SHARED = _shared_data()
-needs_shared_data = pytest.mark.skipif(SHARED is None, reason="the shared benchmark data (../shared/data) is not here")
 
 
 @pytest.fixture(autouse=True)

@@ -47,7 +47,7 @@ def warmed(headless_base, corpora, tmp_path_factory):
     out = tmp_path_factory.mktemp("warm") / "mlm_head"
     # init "random": transformers' own random head, so the test sees the warm-up train it from chance
     training = HeadWarmup(steps=150, batch_size=8, learning_rate=3e-2, warmup_steps=0, max_length=32,
-                          held_out_fraction=0.2, init="random")
+                          held_out_fraction=0.2, init="random", softmax_vocabulary="full")
     return warm_up_mlm_head(headless_base, corpora, out, training), training, out
 
 
