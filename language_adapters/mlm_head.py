@@ -104,6 +104,7 @@ def warm_up_mlm_head(
     max_length = usable_length(config, tokenizer, training.max_length)
 
     def chunks_of(source: CorpusSource, name: str) -> MlmChunks:
+        check(f"MLM head warm-up while reading corpus {name!r}")  # hundreds of corpora: Ctrl-C must not wait for all
         return chunk_corpus(load_corpus(source, cache_dir=cache_dir), tokenizer, max_length,
                             training.held_out_fraction, training.seed, description=f"corpus {name!r}")
 

@@ -532,6 +532,25 @@ def test_add_language_from_the_cli(trained, toy_ner, capfd, monkeypatch):
     assert {"yo", "sw"} <= {line.split()[0] for line in table.out.splitlines() if line.strip()}  # rows of the table
 
 
+def test_add_language_with_a_corpus_too_small_for_an_adapter_says_so_before_training(trained, capfd, monkeypatch):
+    """`madx add-language sw --corpus udhr:sw` on the real demo gave an adapter that took Swahili POS
+    from 57 % to 15 %: a UDHR-sized corpus is refused before training, saying what it has and needs."""
+    raw = yaml.safe_load(trained.config_path.read_text(encoding="utf-8"))
+    raw["language_adapter"]["min_corpus_tokens"] = 5000  # the toy corpora are a few thousand tokens
+    config = trained.config_path.with_name("pipeline-size-check.yaml")
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    corpus = write_corpus(trained.folder / "new" / "tiny.txt", "yo", repeat=2)  # Yoruba lines, as language xx
+    result = run_madx(capfd, monkeypatch, "add-language", "xx", "--corpus", corpus, "--config", config)
+    assert result.code == 1
+    assert len(result.errors) == 1, result.err
+    message = " ".join(result.errors[0].split())
+    assert f"corpus {corpus} is too small for a language adapter for 'xx'" in message
+    assert "tokens of training text, and it needs at least 5,000 (language_adapter.min_corpus_tokens)" in message
+    assert not (trained.out / "adapters" / "language" / "xx").exists()
+    flow_run = one(runs_where(all_runs(config), kind="add_language", language="xx"))
+    assert flow_run.info.status == "FAILED"
+
+
 def test_a_copied_output_folder_works_on_its_own(trained, tmp_path, capfd, monkeypatch):
     """`cp -r` of a finished pipeline folder (config, corpora, output) elsewhere: `madx results` reads
     the copy's store, `add-language` reuses every adapter of the copy, logs its new artifacts into

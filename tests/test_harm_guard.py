@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from evaluation.harm import HiddenDrift, harm_flag, harm_measures, label_agreement, label_tv
 from evaluation.settings import HarmGuard
 
-GUARD = HarmGuard()
+GUARD = HarmGuard(max_label_tv=0.25, min_label_agreement=0.5)  # the thresholds these tests reason about
 
 
 # -- the measures, on hand-made predictions ---------------------------------------------------------
@@ -88,7 +88,8 @@ def test_thresholds_are_config_keys_checked_on_load(tmp_path, tiny_base_dir, toy
     config = load_pipeline_config(write_pipeline(tmp_path / "a", tiny_base_dir, toy_ner,
                                                  edit=guard(max_label_tv=0.3, min_label_agreement=0.6)))
     assert config.evaluation.harm_guard == HarmGuard(max_label_tv=0.3, min_label_agreement=0.6)
-    assert load_pipeline_config(write_pipeline(tmp_path / "b", tiny_base_dir, toy_ner)).evaluation.harm_guard == GUARD
+    assert load_pipeline_config(write_pipeline(tmp_path / "b", tiny_base_dir, toy_ner)).evaluation.harm_guard == \
+        HarmGuard(max_label_tv=0.35, min_label_agreement=0.5)  # the defaults calibrated on MasakhaPOS dev
     with pytest.raises(ConfigError, match="evaluation.harm_guard.max_label_tv"):
         load_pipeline_config(write_pipeline(tmp_path / "c", tiny_base_dir, toy_ner, edit=guard(max_label_tv=1.5)))
     with pytest.raises(ConfigError, match="evaluation.harm_guard"):
@@ -242,10 +243,11 @@ def test_the_report_averages_the_guard_over_seeds_and_flags_by_the_thresholds_gi
                 {"label_agreement": 0.50, "label_tv": 0.30, "hidden_drift": 1.0}]
     rows = [_row("kin", "madx", 0.33, seed, **m) for seed, m in zip((1, 2), measures)]
     rows += [_row("kin", "en-la", 0.66, seed) for seed in (1, 2)]
-    found = untrustworthy(rows)
+    found = untrustworthy(rows, guard=GUARD)
     assert ("`pos` kin (mean of seeds 1, 2): the kin adapter changes 60 % of the tagger's labels relative to the en "
             "adapter (agreement 40 % < 50 %; label distribution TV 0.35 > 0.25; hidden-state drift 1.50)") in " ".join(found)
-    assert "| pos | kin | 40.0 ± 14.1 | 0.35 ± 0.07 | 1.50 ± 0.71 | **likely harmful** |" in to_markdown(rows, "t")
+    assert "| pos | kin | 40.0 ± 14.1 | 0.35 ± 0.07 | 1.50 ± 0.71 | **likely harmful** |" in to_markdown(rows, "t",
+                                                                                                   guard=GUARD)
     lenient = HarmGuard(max_label_tv=0.5, min_label_agreement=0.1)
     assert not any("adapter changes" in line for line in untrustworthy(rows, guard=lenient))
     assert "**likely harmful**" not in to_markdown(rows, "t", guard=lenient)
