@@ -134,7 +134,8 @@ def _tiny_config(tmp_path: Path, base_dir: Path, corpus: Path) -> Path:
         "source_language": "en",
         "languages": {"en": {"corpus": str(corpus), "schedule": CRON}, "sw": {"corpus": str(corpus)}},
         "language_adapter": {"steps": 3, "batch_size": 4, "max_length": 32, "warmup_steps": 0, "eval_every": 3,
-                             "log_every": 3, "checkpoint_every": 0, "held_out_fraction": 0.2},
+                             "log_every": 3, "checkpoint_every": 0, "held_out_fraction": 0.2,
+                             "min_corpus_tokens": 0, "max_epochs": 1000.0},  # a toy corpus: no size check, no epoch cap
         "runner": dict(RUNNER),
     }
     path = tmp_path / "tiny.yaml"
