@@ -465,11 +465,22 @@ def removed_lines_markdown(language_adapters: list[dict[str, Any]]) -> list[str]
 
 def language_adapter_markdown(language_adapters: list[dict[str, Any]]) -> list[str]:
     """What each language adapter learnt: held-out MLM perplexity of the base before and after."""
+    centred = any(row.get("perplexity_before_centering") is not None for row in language_adapters)
     lines = ["## Language adapters (held-out MLM perplexity, same masked positions before and after)", "",
-             "| language | before training (step 0) | after | reduction |", "|---|---|---|---|"]
+             "| language | before training (step 0) | trained | centred | reduction |" if centred else
+             "| language | before training (step 0) | after | reduction |",
+             "|---|---|---|---|---|" if centred else "|---|---|---|---|"]
     for row in sorted(language_adapters, key=lambda r: (r["language"], _family_rank(r.get("family")))):
         before, after = float(row["initial_perplexity"]), float(row["perplexity"])
-        lines.append(f"| {language_adapter_label(row)} | {before:,.1f} | {after:,.1f} | {before / after:.2f}x |")
+        trained = row.get("perplexity_before_centering")
+        # A centred adapter is saved centred: `perplexity` is then its final one, and the trained one
+        # shows what centring cost (or gained) the MLM head; "-" where an adapter was not centred.
+        middle = (f" {float(trained):,.1f} |" if trained is not None else f" {after:,.1f} |") if centred else ""
+        final = (f" {after:,.1f} |" if trained is not None else " - |") if centred else f" {after:,.1f} |"
+        lines.append(f"| {language_adapter_label(row)} | {before:,.1f} |{middle}{final} {before / after:.2f}x |")
+    if centred:
+        lines += ["", "Centred: each layer's mean output over the adapter's own text moved to 0 after training "
+                      "(language_adapter.center); reduction is step 0 over the saved adapter's perplexity."]
     return [*lines, ""]
 
 

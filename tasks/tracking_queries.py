@@ -99,8 +99,8 @@ class TrackedRuns:
 
     def language_adapter_rows(self, base_model: str | None = None) -> list[dict[str, Any]]:
         """Held-out MLM perplexity of the newest trained adapter of every language and family (madx,
-        noinv; a run from before families is madx's): before training (the base with a fresh adapter)
-        and after; and how many lines of its corpus were left out for holding test sentences, of which
+        noinv; a run from before families is madx's): before training (the base with a fresh adapter),
+        after training and, for a centred adapter, after centring; and how many lines of its corpus were left out for holding test sentences, of which
         test sets (0 and "" for a run from before that check)."""
         filters = {KIND: "language_adapter"}
         if base_model:
@@ -113,7 +113,9 @@ class TrackedRuns:
                 params = run.data.params
                 latest[key] = {"language": language, "family": key[1],
                                "initial_perplexity": metrics["initial_perplexity"],
-                               "perplexity": metrics["perplexity"], "flags": run.data.tags.get(FLAGS, ""),
+                               "perplexity": metrics["perplexity"],
+                               "perplexity_before_centering": metrics.get("perplexity_before_centering"),
+                               "flags": run.data.tags.get(FLAGS, ""),
                                "removed_lines": int(params.get(CONTAMINATION_REMOVED, 0)),
                                "removed_test_sets": params.get(CONTAMINATION_TEST_SETS, "")}
         return [latest[key] for key in sorted(latest)]
