@@ -233,7 +233,8 @@ def test_reports_written_and_logged_on_the_parent_run(trained):
                                  f"tags.`madx.kind` = 'language_adapter' and tags.`madx.language` = '{language}'",
                                  order_by=["attributes.start_time ASC"])[0]  # the run the report was made from
         before, after = run.data.metrics["initial_perplexity"], run.data.metrics["perplexity"]
-        assert f"| {language} | {before:,.1f} | {after:,.1f} | {before / after:.2f}x |" in markdown
+        trained_only = run.data.metrics["perplexity_before_centering"]  # adapters are centred by default
+        assert f"| {language} | {before:,.1f} | {trained_only:,.1f} | {after:,.1f} | {before / after:.2f}x |" in markdown
     logged = {Path(a.path).name for a in client.list_artifacts(trained.summary["run_id"], "report")}
     assert logged == {Path(p).name for p in report.values()}
     assert [a.path for a in client.list_artifacts(trained.summary["run_id"], "config")] == ["config/pipeline.yaml"]
