@@ -472,12 +472,16 @@ def language_adapter_markdown(language_adapters: list[dict[str, Any]]) -> list[s
              "|---|---|---|---|---|" if centred else "|---|---|---|---|"]
     for row in sorted(language_adapters, key=lambda r: (r["language"], _family_rank(r.get("family")))):
         before, after = float(row["initial_perplexity"]), float(row["perplexity"])
-        trained = row.get("perplexity_before_centering")
-        # A centred adapter is saved centred: `perplexity` is then its final one, and the trained one
-        # shows what centring cost (or gained) the MLM head; "-" where an adapter was not centred.
-        middle = (f" {float(trained):,.1f} |" if trained is not None else f" {after:,.1f} |") if centred else ""
-        final = (f" {after:,.1f} |" if trained is not None else " - |") if centred else f" {after:,.1f} |"
-        lines.append(f"| {language_adapter_label(row)} | {before:,.1f} |{middle}{final} {before / after:.2f}x |")
+        # A centred adapter is saved centred: `perplexity` is its final one, and the trained one shows
+        # what centring cost (or gained) the MLM head; "-" in the centred column of one never centred.
+        if not centred:
+            cells = [after]
+        elif row.get("perplexity_before_centering") is None:
+            cells = [after, None]
+        else:
+            cells = [row["perplexity_before_centering"], after]
+        shown = " | ".join("-" if value is None else f"{float(value):,.1f}" for value in cells)
+        lines.append(f"| {language_adapter_label(row)} | {before:,.1f} | {shown} | {before / after:.2f}x |")
     if centred:
         lines += ["", "Centred: each layer's mean output over the adapter's own text moved to 0 after training "
                       "(language_adapter.center); reduction is step 0 over the saved adapter's perplexity."]

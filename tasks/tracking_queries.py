@@ -100,8 +100,9 @@ class TrackedRuns:
     def language_adapter_rows(self, base_model: str | None = None) -> list[dict[str, Any]]:
         """Held-out MLM perplexity of the newest trained adapter of every language and family (madx,
         noinv; a run from before families is madx's): before training (the base with a fresh adapter),
-        after training and, for a centred adapter, after centring; and how many lines of its corpus were left out for holding test sentences, of which
-        test sets (0 and "" for a run from before that check)."""
+        after training and, for a centred adapter, after centring; and how many lines of its corpus
+        were left out for holding test sentences, of which test sets (0 and "" for a run from before
+        that check)."""
         filters = {KIND: "language_adapter"}
         if base_model:
             filters[BASE_MODEL] = base_model

@@ -260,3 +260,16 @@ def test_a_centred_adapter_adds_no_constant_to_its_languages_states(tiny_base_di
     differ = sorted(key for key in saved["p"] if not torch.equal(saved["p"][key], saved["c"][key]))
     assert differ and all(key.endswith("adapter_up.bias") for key in differ)
     assert plain.metrics["perplexity"] == pytest.approx(centred.metrics["perplexity_before_centering"], rel=1e-6)
+
+
+def test_the_report_shows_each_adapters_perplexity_trained_and_centred_and_marks_one_never_centred():
+    from evaluation.report import language_adapter_markdown
+
+    rows = [{"language": "en", "initial_perplexity": 500.0, "perplexity": 200.0, "perplexity_before_centering": 150.0},
+            {"language": "sw", "initial_perplexity": 900.0, "perplexity": 300.0}]  # a run from before centring
+    table = "\n".join(language_adapter_markdown(rows))
+    assert "| language | before training (step 0) | trained | centred | reduction |" in table
+    assert "| en | 500.0 | 150.0 | 200.0 | 2.50x |" in table  # the reduction is to the saved (centred) adapter's
+    assert "| sw | 900.0 | 300.0 | - | 3.00x |" in table
+    plain = "\n".join(language_adapter_markdown(rows[1:]))  # nothing centred: the old three columns
+    assert "| sw | 900.0 | 300.0 | 3.00x |" in plain and "centred" not in plain
