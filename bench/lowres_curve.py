@@ -11,7 +11,7 @@ Each budget is one `madx run` in its own process, into bench/results/lowres-curv
 reuses what is finished). Prints, and writes to bench/results/lowres_curve.json: per budget and
 language madx − en-la (mean over seeds, 95 % paired bootstrap interval), madx and en-la, and each
 adapter's held-out perplexity at step 0 and as saved (centred). The general MLM head is the cached
-one of the base (~15 minutes the first time).
+one of the base (~20 minutes the first time on a machine).
 """
 
 from __future__ import annotations
