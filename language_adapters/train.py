@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from language_adapters.contamination import Contamination
 from language_adapters.centering import CENTERING_SEQUENCES, center_language_adapter
+from language_adapters.drift import final_state_drift
 from language_adapters.corpus import CorpusSource, load_corpus
 from language_adapters.settings import LanguageAdapterTraining
 from language_adapters.mlm import (
@@ -169,6 +170,14 @@ def train_language_adapter(
         notify("eval", 0, row)
         _refuse_untrained_head(row["perplexity"], len(tok), base_model, language, mlm_head)
     vocabulary = corpus_vocabulary(chunks.train) if training.softmax_vocabulary == "corpus" else None
+    # the text the adapter is centred on (language_adapters/centering.py), at the end and for each drift measurement
+    sample = torch.randperm(len(chunks.train), generator=torch.Generator().manual_seed(seed + 4))[:CENTERING_SEQUENCES]
+    centering_text = [chunks.train[i] for i in sample.tolist()]
+
+    def drift() -> float:
+        return _drift_as_saved(am, language, training, centering_text, chunks.held_out, tok, device)
+
+    drift_stop: dict[str, float] | None = None  # the evaluation that passed max_drift, if one did
     model.train()
     running_loss, running_steps = 0.0, 0
     while position.step < total_steps:
@@ -209,10 +218,15 @@ def train_language_adapter(
             running_loss, running_steps = 0.0, 0
         if position.step % training.eval_every == 0 or last:
             row = {"step": position.step, **_held_out_loss(model, chunks, tok, training, seed, device)}
+            if training.max_drift is not None:
+                row["drift"] = drift()
             history.append(row)
             notify("eval", position.step, row)
-            best.offer(row["mlm_loss"], position.step, am, language)
             model.train()
+            if training.max_drift is not None and row["drift"] > training.max_drift:
+                drift_stop = row  # moving the states further only harms the task adapter: stop here
+                break
+            best.offer(row["mlm_loss"], position.step, am, language)
         if training.checkpoint_every and position.step % training.checkpoint_every == 0 and not last:
             _save_checkpoint(checkpoint_dir, fingerprint, am, language, optimizer, scheduler, mask_rng, dropout_rng,
                              position, history, best)
@@ -221,19 +235,27 @@ def train_language_adapter(
     last_eval = next(row for row in reversed(history) if "mlm_loss" in row)
     initial_eval = next(row for row in history if "mlm_loss" in row)  # step 0: the base with a fresh adapter
     final_eval = last_eval
-    if best.loss is not None and best.loss >= initial_eval["mlm_loss"]:
+    if drift_stop is not None:
+        kept = (f"kept the weights of step {best.step}, the best within it" if best.step is not None else
+                "no evaluation was within it, so the weights of that step are saved (lower eval_every)")
+        flags.append(f"drift_capped: stopped at step {drift_stop['step']} of {total_steps}: the adapter moved its "
+                     f"language's final hidden states by {drift_stop['drift']:.3f} on average, past max_drift "
+                     f"{training.max_drift:g}; {kept}")
+    no_gain = best.loss is not None and best.loss >= initial_eval["mlm_loss"]
+    if no_gain:
+        saved = "the last step's weights are saved" if drift_stop is None else "the best within the drift budget are saved"
         flags.append(f"no_gain: held-out perplexity never went below step 0's ({initial_eval['perplexity']:,.0f}): the "
-                     "adapter learnt nothing of its language (learning rate, steps?); the last step's weights are saved")
-    elif training.keep == "best" and best.step is not None and best.step != last_eval["step"]:
-        best.restore(am, language)  # held-out loss rose after its best evaluation: the adapter began to memorise
+                     f"adapter learnt nothing of its language (learning rate, steps?); {saved}")
+    # held-out loss rose after its best evaluation (the adapter began to memorise), or the drift passed its budget
+    if ((drift_stop is not None or (training.keep == "best" and not no_gain)) and best.step is not None
+            and best.step != last_eval["step"]):
+        best.restore(am, language)
         final_eval = next(row for row in history if row.get("step") == best.step and "mlm_loss" in row)
         flags.append(f"kept_best: the weights of step {best.step} (held-out perplexity {final_eval['perplexity']:,.0f}), "
                      f"not of the last step {last_eval['step']} ({last_eval['perplexity']:,.0f})")
     centered = {}
     if training.center:  # the language's constant shift out (language_adapters/centering.py)
-        sample = torch.randperm(len(chunks.train), generator=torch.Generator().manual_seed(seed + 4))[:CENTERING_SEQUENCES]
-        removed = center_language_adapter(am, language, [chunks.train[i] for i in sample.tolist()], tok.pad_token_id,
-                                          device)
+        removed = center_language_adapter(am, language, centering_text, tok.pad_token_id, device)
         centered = {"perplexity_before_centering": final_eval["perplexity"],
                     "centering_removed_norm": max(removed)}
         final_eval = {"step": final_eval["step"], "centered": 1.0,
@@ -260,6 +282,9 @@ def train_language_adapter(
         "total_parameters": count.total,
         "vocabulary_size": len(tok),
         "softmax_candidates": len(vocabulary) if vocabulary is not None else len(tok),
+        # how far the saved adapter moves its language's final states (language_adapters/drift.py)
+        "drift": final_state_drift(am, language, chunks.held_out, tok.pad_token_id, set(tok.all_special_ids),
+                                   training.batch_size, device),
         **centered,
     }
     metadata = {
@@ -299,6 +324,22 @@ def _refuse_untrained_head(perplexity: float, vocabulary_size: int, base_model, 
         f"{start}: the warmed-up MLM head {mlm_head} predicts this corpus worse than chance. Check that the corpus is "
         "text in this language (not markup or another encoding); with `head_warmup.mix: config` the head knows only "
         "the pipeline's own languages: `mix: general` warms it on ~440 languages")
+
+
+def _drift_as_saved(am: AdapterModel, language: str, training: LanguageAdapterTraining, centering_text: list[list[int]],
+                    held_out: list[list[int]], tok, device) -> float:
+    """The drift (language_adapters/drift.py) of the adapter as it would be saved now: centred on
+    `centering_text` when `training.center`, the training weights left as they were."""
+    measure = lambda: final_state_drift(am, language, held_out, tok.pad_token_id, set(tok.all_special_ids),
+                                        training.batch_size, device)
+    if not training.center:
+        return measure()
+    weights = {name: tensor.detach().clone() for name, tensor in adapter_state_dict(am, language).items()}
+    center_language_adapter(am, language, centering_text, tok.pad_token_id, device)
+    try:
+        return measure()
+    finally:
+        load_adapter_weights(am, language, Path("<weights before centring>"), weights=weights)
 
 
 def _tokens(sequences: list[list[int]]) -> int:

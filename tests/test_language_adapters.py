@@ -273,3 +273,29 @@ def test_the_report_shows_each_adapters_perplexity_trained_and_centred_and_marks
     assert "| sw | 900.0 | 300.0 | - | 3.00x |" in table
     plain = "\n".join(language_adapter_markdown(rows[1:]))  # nothing centred: the old three columns
     assert "| sw | 900.0 | 300.0 | 3.00x |" in plain and "centred" not in plain
+
+
+def test_training_stops_at_its_drift_budget_and_keeps_the_best_checkpoint_within_it(tiny_base_dir, toy_corpus, tmp_path):
+    """An adapter that moves its language's final states past max_drift stops there; what is saved is
+    the best held-out checkpoint within the budget, and measuring the drift changes nothing of the training."""
+    training = {**FAST, "learning_rate": 3e-2, "steps": 40}
+    free = train_language_adapter(tiny_base_dir, "sw", toy_corpus, tmp_path / "free",
+                                  LanguageAdapterTraining(**training, max_drift=1e9))  # measured, never reached
+    drifts = {row["step"]: row["drift"] for row in free.history if "drift" in row}
+    assert sorted(drifts) == [10, 20, 30, 40] and drifts[40] > drifts[10] > 0
+    assert free.metrics["drift"] == pytest.approx(drifts[40], rel=1e-5)  # the saved (centred) adapter's drift
+    passed = next(step for step in (20, 30, 40) if drifts[step] > drifts[10])
+    budget = (drifts[10] + drifts[passed]) / 2  # step 10 within it, a later evaluation past it
+
+    capped = train_language_adapter(tiny_base_dir, "sw", toy_corpus, tmp_path / "capped",
+                                    LanguageAdapterTraining(**training, max_drift=budget))
+    within = [step for step, drift in drifts.items() if step < passed and drift <= budget]
+    kept = min(within, key=lambda step: next(r["mlm_loss"] for r in free.history if r.get("step") == step and "mlm_loss" in r))
+    assert capped.metrics["steps"] == passed and capped.metrics["kept_step"] == kept
+    assert capped.metrics["drift"] <= budget
+    assert any(flag.startswith(f"drift_capped: stopped at step {passed} of 40") and f"kept the weights of step {kept}" in flag
+               for flag in capped.flags)
+    # the same run as the free one up to where it stopped: measuring (centring a copy) left the weights alone
+    untimed = lambda rows: [{k: v for k, v in row.items() if k != "tokens_per_second"} for row in rows if "centered" not in row]
+    assert untimed(capped.history) == untimed(row for row in free.history if row["step"] <= passed)
+    assert read_adapter_config(tmp_path / "capped")["metadata"]["flags"] == capped.flags
