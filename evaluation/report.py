@@ -464,12 +464,15 @@ def removed_lines_markdown(language_adapters: list[dict[str, Any]]) -> list[str]
 
 
 def language_adapter_markdown(language_adapters: list[dict[str, Any]]) -> list[str]:
-    """What each language adapter learnt: held-out MLM perplexity of the base before and after."""
+    """What each language adapter learnt: held-out MLM perplexity of the base before and after; and,
+    for adapters that measured it, how far the saved adapter moves its language's final states (its
+    drift, language_adapters/drift.py) and which step was kept of how many were run."""
     centred = any(row.get("perplexity_before_centering") is not None for row in language_adapters)
+    drifts = any(row.get("drift") is not None for row in language_adapters)
+    header = (["language", "before training (step 0)", *(["trained", "centred"] if centred else ["after"]), "reduction",
+               *(["drift", "kept step / run"] if drifts else [])])
     lines = ["## Language adapters (held-out MLM perplexity, same masked positions before and after)", "",
-             "| language | before training (step 0) | trained | centred | reduction |" if centred else
-             "| language | before training (step 0) | after | reduction |",
-             "|---|---|---|---|---|" if centred else "|---|---|---|---|"]
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in sorted(language_adapters, key=lambda r: (r["language"], _family_rank(r.get("family")))):
         before, after = float(row["initial_perplexity"]), float(row["perplexity"])
         # A centred adapter is saved centred: `perplexity` is its final one, and the trained one shows
@@ -481,10 +484,19 @@ def language_adapter_markdown(language_adapters: list[dict[str, Any]]) -> list[s
         else:
             cells = [row["perplexity_before_centering"], after]
         shown = " | ".join("-" if value is None else f"{float(value):,.1f}" for value in cells)
-        lines.append(f"| {language_adapter_label(row)} | {before:,.1f} | {shown} | {before / after:.2f}x |")
+        line = f"| {language_adapter_label(row)} | {before:,.1f} | {shown} | {before / after:.2f}x |"
+        if drifts:
+            drift, kept, steps = row.get("drift"), row.get("kept_step"), row.get("steps")
+            line += (f" {'-' if drift is None else f'{float(drift):.3f}'} | "
+                     f"{'-' if kept is None or steps is None else f'{int(kept)} / {int(steps)}'} |")
+        lines.append(line)
     if centred:
         lines += ["", "Centred: each layer's mean output over the adapter's own text moved to 0 after training "
                       "(language_adapter.center); reduction is step 0 over the saved adapter's perplexity."]
+    if drifts:
+        lines += ["", "Drift: mean ||h_adapter − h_base|| / ||h_base|| of the final hidden states over the adapter's "
+                      "held-out text (language_adapters/drift.py); with `language_adapter.max_drift` training stops "
+                      "at the first evaluation past it and keeps the best checkpoint within it (kept step / steps run)."]
     return [*lines, ""]
 
 

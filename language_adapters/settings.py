@@ -170,9 +170,17 @@ class LanguageAdapterTraining(_Settings):
         None, gt=0,
         description="Drift budget: training stops at the first evaluation where the adapter (centred, with `center`) moves "
                     "its language's final hidden states by more than this on average, ||h_adapter - h_base|| / ||h_base|| "
-                    "over the held-out tokens, and the best held-out checkpoint within it is kept "
+                    "over the held-out tokens (once it has learnt its language: learnt_perplexity_ratio), and the best held-out "
+                    "checkpoint within it is kept "
                     "(language_adapters/drift.py). Perplexity cannot see an adapter that moves the states the task adapter "
                     "reads too far; on Igbo POS dev that cost 5.6 points at 150 steps and 1.6 at 75. null: no budget.",
+    )
+    learnt_perplexity_ratio: float = Field(
+        0.5, gt=0, le=1,
+        description="With max_drift: an adapter has learnt its language once its held-out perplexity as saved (centred, "
+                    "with `center`) is at most this share of step 0's. Only an adapter that has learnt is stopped by the "
+                    "drift budget and kept: one that moves the states before it learns (Hausa does) trains on, and the "
+                    "first checkpoint that has learnt is kept when none within the budget has.",
     )
     adapter: AdapterSpec = Field("madx_language", description="Adapter preset name or config dict.")
     device: str = Field("auto", description="auto, cpu or cuda.")

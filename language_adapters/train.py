@@ -174,9 +174,11 @@ def train_language_adapter(
     sample = torch.randperm(len(chunks.train), generator=torch.Generator().manual_seed(seed + 4))[:CENTERING_SEQUENCES]
     centering_text = [chunks.train[i] for i in sample.tolist()]
 
-    def drift() -> float:
-        return _drift_as_saved(am, language, training, centering_text, chunks.held_out, tok, device)
+    def as_saved(row: dict[str, float]) -> dict[str, float]:
+        return _as_saved(am, language, training, centering_text, row, lambda: _held_out_loss(model, chunks, tok, training,
+                                                                                             seed, device), chunks.held_out, tok, device)
 
+    step_0_perplexity = next(row for row in history if "mlm_loss" in row)["perplexity"]
     drift_stop: dict[str, float] | None = None  # the evaluation that passed max_drift, if one did
     model.train()
     running_loss, running_steps = 0.0, 0
@@ -219,14 +221,19 @@ def train_language_adapter(
         if position.step % training.eval_every == 0 or last:
             row = {"step": position.step, **_held_out_loss(model, chunks, tok, training, seed, device)}
             if training.max_drift is not None:
-                row["drift"] = drift()
+                row.update(as_saved(row))
             history.append(row)
             notify("eval", position.step, row)
             model.train()
-            if training.max_drift is not None and row["drift"] > training.max_drift:
-                drift_stop = row  # moving the states further only harms the task adapter: stop here
-                break
-            best.offer(row["mlm_loss"], position.step, am, language)
+            if training.max_drift is None:
+                best.offer(row["mlm_loss"], position.step, am, language)
+            elif row["saved_perplexity"] <= training.learnt_perplexity_ratio * step_0_perplexity:  # it has learnt
+                if row["drift"] <= training.max_drift or best.step is None:
+                    # within the budget; or past it, the first checkpoint that learnt, kept if none within it did
+                    best.offer(row["mlm_loss"], position.step, am, language)
+                if row["drift"] > training.max_drift:
+                    drift_stop = row  # moving the states further only harms the task adapter: stop here
+                    break
         if training.checkpoint_every and position.step % training.checkpoint_every == 0 and not last:
             _save_checkpoint(checkpoint_dir, fingerprint, am, language, optimizer, scheduler, mask_rng, dropout_rng,
                              position, history, best)
@@ -236,11 +243,15 @@ def train_language_adapter(
     initial_eval = next(row for row in history if "mlm_loss" in row)  # step 0: the base with a fresh adapter
     final_eval = last_eval
     if drift_stop is not None:
-        kept = (f"kept the weights of step {best.step}, the best within it" if best.step is not None else
-                "no evaluation was within it, so the weights of that step are saved (lower eval_every)")
+        kept = (f"kept the weights of step {best.step}, the best within it" if best.step != drift_stop["step"] else
+                "no checkpoint within it had learnt its language, so this one, the first that had, is kept")
         flags.append(f"drift_capped: stopped at step {drift_stop['step']} of {total_steps}: the adapter moved its "
                      f"language's final hidden states by {drift_stop['drift']:.3f} on average, past max_drift "
                      f"{training.max_drift:g}; {kept}")
+    if training.max_drift is not None and best.step is None:
+        flags.append(f"not_learnt: held-out perplexity as saved never reached {training.learnt_perplexity_ratio:g} of "
+                     f"step 0's ({step_0_perplexity:,.0f}; language_adapter.learnt_perplexity_ratio): more steps or text? "
+                     "The last step's weights are saved")
     no_gain = best.loss is not None and best.loss >= initial_eval["mlm_loss"]
     if no_gain:
         saved = "the last step's weights are saved" if drift_stop is None else "the best within the drift budget are saved"
@@ -326,18 +337,22 @@ def _refuse_untrained_head(perplexity: float, vocabulary_size: int, base_model, 
         "the pipeline's own languages: `mix: general` warms it on ~440 languages")
 
 
-def _drift_as_saved(am: AdapterModel, language: str, training: LanguageAdapterTraining, centering_text: list[list[int]],
-                    held_out: list[list[int]], tok, device) -> float:
-    """The drift (language_adapters/drift.py) of the adapter as it would be saved now: centred on
-    `centering_text` when `training.center`, the training weights left as they were."""
-    measure = lambda: final_state_drift(am, language, held_out, tok.pad_token_id, set(tok.all_special_ids),
-                                        training.batch_size, device)
+def _as_saved(am: AdapterModel, language: str, training: LanguageAdapterTraining, centering_text: list[list[int]],
+              row: dict[str, float], held_out_loss: Callable[[], dict[str, float]], held_out: list[list[int]], tok,
+              device) -> dict[str, float]:
+    """The adapter as it would be saved now (centred on `centering_text` when `training.center`; the
+    training weights are left as they were): its drift (language_adapters/drift.py) and held-out
+    perplexity (`row`'s when nothing is centred)."""
+    def measure(perplexity: float) -> dict[str, float]:
+        return {"drift": final_state_drift(am, language, held_out, tok.pad_token_id, set(tok.all_special_ids),
+                                           training.batch_size, device), "saved_perplexity": perplexity}
+
     if not training.center:
-        return measure()
+        return measure(row["perplexity"])
     weights = {name: tensor.detach().clone() for name, tensor in adapter_state_dict(am, language).items()}
     center_language_adapter(am, language, centering_text, tok.pad_token_id, device)
     try:
-        return measure()
+        return measure(held_out_loss()["perplexity"])
     finally:
         load_adapter_weights(am, language, Path("<weights before centring>"), weights=weights)
 

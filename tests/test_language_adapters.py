@@ -262,7 +262,7 @@ def test_a_centred_adapter_adds_no_constant_to_its_languages_states(tiny_base_di
     assert plain.metrics["perplexity"] == pytest.approx(centred.metrics["perplexity_before_centering"], rel=1e-6)
 
 
-def test_the_report_shows_each_adapters_perplexity_trained_and_centred_and_marks_one_never_centred():
+def test_the_report_shows_each_adapters_perplexity_trained_and_centred_its_drift_and_marks_what_is_missing():
     from evaluation.report import language_adapter_markdown
 
     rows = [{"language": "en", "initial_perplexity": 500.0, "perplexity": 200.0, "perplexity_before_centering": 150.0},
@@ -273,29 +273,55 @@ def test_the_report_shows_each_adapters_perplexity_trained_and_centred_and_marks
     assert "| sw | 900.0 | 300.0 | - | 3.00x |" in table
     plain = "\n".join(language_adapter_markdown(rows[1:]))  # nothing centred: the old three columns
     assert "| sw | 900.0 | 300.0 | 3.00x |" in plain and "centred" not in plain
+    # an adapter that measured its drift shows it, with the step kept of those run ("-" for one that did not)
+    measured = [{**rows[0], "drift": 0.1994, "kept_step": 25.0, "steps": 50.0}, rows[1]]
+    table = "\n".join(language_adapter_markdown(measured))
+    assert "| language | before training (step 0) | trained | centred | reduction | drift | kept step / run |" in table
+    assert "| en | 500.0 | 150.0 | 200.0 | 2.50x | 0.199 | 25 / 50 |" in table
+    assert "| sw | 900.0 | 300.0 | - | 3.00x | - | - |" in table
 
 
 def test_training_stops_at_its_drift_budget_and_keeps_the_best_checkpoint_within_it(tiny_base_dir, toy_corpus, tmp_path):
-    """An adapter that moves its language's final states past max_drift stops there; what is saved is
-    the best held-out checkpoint within the budget, and measuring the drift changes nothing of the training."""
-    training = {**FAST, "learning_rate": 3e-2, "steps": 40}
+    """An adapter that has learnt its language and moves its final states past max_drift stops there;
+    what is saved is the best held-out checkpoint within the budget, and measuring the drift (on a
+    centred copy) changes nothing of the training."""
+    # the toy base learns a little (held-out perplexity ~124 -> ~116): "learnt" is any gain here
+    training = {**FAST, "learning_rate": 0.1, "held_out_fraction": 0.2, "max_grad_norm": 0.0, "steps": 40,
+                "learnt_perplexity_ratio": 1.0}
     free = train_language_adapter(tiny_base_dir, "sw", toy_corpus, tmp_path / "free",
                                   LanguageAdapterTraining(**training, max_drift=1e9))  # measured, never reached
-    drifts = {row["step"]: row["drift"] for row in free.history if "drift" in row}
-    assert sorted(drifts) == [10, 20, 30, 40] and drifts[40] > drifts[10] > 0
-    assert free.metrics["drift"] == pytest.approx(drifts[40], rel=1e-5)  # the saved (centred) adapter's drift
-    passed = next(step for step in (20, 30, 40) if drifts[step] > drifts[10])
-    budget = (drifts[10] + drifts[passed]) / 2  # step 10 within it, a later evaluation past it
+    evals = {row["step"]: row for row in free.history if "drift" in row}
+    step_0 = free.history[0]["perplexity"]
+    assert sorted(evals) == [10, 20, 30, 40] and all(row["drift"] > 0 for row in evals.values())
+    assert free.metrics["drift"] == pytest.approx(evals[free.metrics["kept_step"]]["drift"], rel=1e-5)  # as saved
+    learnt = [step for step, row in evals.items() if row["saved_perplexity"] <= step_0]
+    first = learnt[0]
+    passed = next(step for step in learnt if evals[step]["drift"] > evals[first]["drift"])
+    budget = (evals[first]["drift"] + evals[passed]["drift"]) / 2  # the first that learnt within it, a later one past it
 
     capped = train_language_adapter(tiny_base_dir, "sw", toy_corpus, tmp_path / "capped",
                                     LanguageAdapterTraining(**training, max_drift=budget))
-    within = [step for step, drift in drifts.items() if step < passed and drift <= budget]
-    kept = min(within, key=lambda step: next(r["mlm_loss"] for r in free.history if r.get("step") == step and "mlm_loss" in r))
+    kept = min((step for step in learnt if step < passed and evals[step]["drift"] <= budget),
+               key=lambda step: evals[step]["mlm_loss"])
     assert capped.metrics["steps"] == passed and capped.metrics["kept_step"] == kept
     assert capped.metrics["drift"] <= budget
+    assert capped.metrics["perplexity"] == pytest.approx(evals[kept]["saved_perplexity"], rel=1e-6)
     assert any(flag.startswith(f"drift_capped: stopped at step {passed} of 40") and f"kept the weights of step {kept}" in flag
                for flag in capped.flags)
     # the same run as the free one up to where it stopped: measuring (centring a copy) left the weights alone
     untimed = lambda rows: [{k: v for k, v in row.items() if k != "tokens_per_second"} for row in rows if "centered" not in row]
     assert untimed(capped.history) == untimed(row for row in free.history if row["step"] <= passed)
     assert read_adapter_config(tmp_path / "capped")["metadata"]["flags"] == capped.flags
+
+    # An adapter that moves the states before it has learnt (every evaluation here is past the
+    # budget) trains on until it has, and that first checkpoint that has learnt is kept.
+    assert first > 10, "the test needs an adapter whose first evaluation has not learnt yet"
+    late = train_language_adapter(tiny_base_dir, "sw", toy_corpus, tmp_path / "late",
+                                  LanguageAdapterTraining(**training, max_drift=min(r["drift"] for r in evals.values()) / 2))
+    assert late.metrics["steps"] == first and late.metrics["kept_step"] == first
+    assert any(flag.startswith(f"drift_capped: stopped at step {first}") and "the first that had, is kept" in flag
+               for flag in late.flags)
+    # and one that never learns is said to, not hidden
+    never = train_language_adapter(tiny_base_dir, "sw", toy_corpus, tmp_path / "never",
+                                   LanguageAdapterTraining(**{**training, "max_drift": 1e9, "learnt_perplexity_ratio": 1e-3}))
+    assert never.metrics["steps"] == 40 and any(flag.startswith("not_learnt: ") for flag in never.flags)
