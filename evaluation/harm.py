@@ -32,9 +32,8 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-import torch
-
 from evaluation.settings import HarmGuard
+from madx.drift import HiddenDrift
 
 # The setups compared: the target adapter's, then the source adapter's (the reference).
 COMPARED = ("madx", "en-la")
@@ -69,33 +68,6 @@ def _word_pairs(target: Sequence[Sequence[str]], source: Sequence[Sequence[str]]
     if not pairs:
         raise ValueError("no words to compare")
     return pairs
-
-
-class HiddenDrift:
-    """The running mean of ||h_target - h_source|| / ||h_source|| over the positions handed in, so
-    a test set's states never have to be held at once: `add` one batch of both setups' states at a time."""
-
-    def __init__(self) -> None:
-        self.total = 0.0
-        self.positions = 0
-
-    def add(self, target: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -> None:
-        """`target`, `source`: (batch, length, hidden) states of the same rows under the two setups;
-        `mask`: (batch, length), True where a position counts (a word's sub-token, not padding or a
-        special token)."""
-        if target.shape != source.shape or target.shape[:2] != mask.shape:
-            raise ValueError(f"states {tuple(target.shape)} and {tuple(source.shape)} with mask {tuple(mask.shape)}")
-        moved = (target - source).double().norm(dim=-1)
-        # a final hidden state comes out of a LayerNorm and is never 0; the floor only keeps a
-        # hand-made zero state from dividing by zero
-        scale = source.double().norm(dim=-1).clamp_min(1e-12)
-        self.total += float((moved / scale)[mask].sum())
-        self.positions += int(mask.sum())
-
-    @property
-    def mean(self) -> float:
-        """NaN when no position was added."""
-        return self.total / self.positions if self.positions else math.nan
 
 
 def harm_measures(target: Sequence[Sequence[str]], source: Sequence[Sequence[str]], drift: HiddenDrift) -> dict[str, float]:

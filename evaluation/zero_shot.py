@@ -36,7 +36,8 @@ from tagging.metrics import flatten_scores, majority_score
 from tagging.predict import predict_label_ids, predict_label_ids_under, score_predicted
 from tagging.readers import load_labeled
 from tagging.scheme import LabelSet, check_known_tags
-from evaluation.harm import COMPARED, HiddenDrift, harm_measures
+from evaluation.harm import COMPARED, harm_measures
+from madx.drift import HiddenDrift
 from evaluation.setups import DEFAULT_SETUPS, MADX, SETUPS, check_setups, task_adapter_families
 from tagging.sources import LabeledSource
 

@@ -11,7 +11,7 @@ adapter. Training stops once the (centred, when `center` is set) adapter's drift
 `language_adapter.max_drift`, and keeps the best held-out checkpoint within it. docs/RESULTS.md has
 the measurements that chose the budget.
 
-The formula is the label-free guard's (`evaluation.harm.HiddenDrift`), there between two adapters
+The formula is the label-free guard's (`madx.drift.HiddenDrift`), there between two adapters
 under a task adapter; here between an adapter and the bare base, so it is known before any task
 adapter exists.
 """
@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import torch
 
-from evaluation.harm import HiddenDrift
 from language_adapters.mlm import pad_batch
 from madx.composition import Stack
+from madx.drift import HiddenDrift
 from madx.model import AdapterModel
 
 

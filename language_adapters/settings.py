@@ -185,6 +185,14 @@ class LanguageAdapterTraining(_Settings):
     adapter: AdapterSpec = Field("madx_language", description="Adapter preset name or config dict.")
     device: str = Field("auto", description="auto, cpu or cuda.")
 
+    def to_dict(self) -> dict[str, Any]:
+        """As `_Settings.to_dict`, without the drift budget's two fields when no budget is set: they
+        change nothing then, so every adapter trained before they existed keeps its cache key."""
+        settings = super().to_dict()
+        if self.max_drift is None:
+            del settings["max_drift"], settings["learnt_perplexity_ratio"]
+        return settings
+
     def for_family(self, family: str) -> LanguageAdapterTraining:
         """These settings for the language adapters of `family` (madx/config.py LANGUAGE_ADAPTER_FAMILIES):
         `madx` as configured (the same object, so its cache keys stay as they were), `noinv` with the

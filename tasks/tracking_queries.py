@@ -117,7 +117,7 @@ class TrackedRuns:
                                "perplexity": metrics["perplexity"],
                                "perplexity_before_centering": metrics.get("perplexity_before_centering"),
                                "drift": metrics.get("drift"), "kept_step": metrics.get("kept_step"),
-                               "steps": metrics.get("steps"),
+                               "steps": float(params["steps"]) if "steps" in params else None,  # a constant: a param
                                "flags": run.data.tags.get(FLAGS, ""),
                                "removed_lines": int(params.get(CONTAMINATION_REMOVED, 0)),
                                "removed_test_sets": params.get(CONTAMINATION_TEST_SETS, "")}

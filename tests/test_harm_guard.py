@@ -12,7 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from evaluation.harm import HiddenDrift, harm_flag, harm_measures, label_agreement, label_tv
+from evaluation.harm import harm_flag, harm_measures, label_agreement, label_tv
+from madx.drift import HiddenDrift
 from evaluation.settings import HarmGuard
 
 GUARD = HarmGuard(max_label_tv=0.25, min_label_agreement=0.5)  # the thresholds these tests reason about
