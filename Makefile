@@ -34,7 +34,7 @@ demo: setup
 TEST_WORKERS ?= auto
 PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
-# The whole suite (what CI runs), about 7-8 minutes on 2 cores. The AdapterHub reference venv
+# The whole suite (what CI runs), about 8-9 minutes on 2 cores. The AdapterHub reference venv
 # (adapters 1.3.0, its own transformers) is a set-up step of the tests: built once (~45 s), then reused.
 test: setup reference-venv
 	$(PYTEST) $(TEST_ARGS)
