@@ -245,9 +245,10 @@ def train_language_adapter(
     if drift_stop is not None:
         kept = (f"kept the weights of step {best.step}, the best within it" if best.step != drift_stop["step"] else
                 "no checkpoint within it had learnt its language, so this one, the first that had, is kept")
-        flags.append(f"drift_capped: stopped at step {drift_stop['step']} of {total_steps}: the adapter moved its "
-                     f"language's final hidden states by {drift_stop['drift']:.3f} on average, past max_drift "
-                     f"{training.max_drift:g}; {kept}")
+        when = (f"at its last step {total_steps}" if drift_stop["step"] == total_steps else
+                f"stopped at step {drift_stop['step']} of {total_steps}")
+        flags.append(f"drift_capped: {when}: the adapter moved its language's final hidden states by "
+                     f"{drift_stop['drift']:.3f} on average, past max_drift {training.max_drift:g}; {kept}")
     if training.max_drift is not None and best.step is None:
         flags.append(f"not_learnt: held-out perplexity as saved never reached {training.learnt_perplexity_ratio:g} of "
                      f"step 0's ({step_0_perplexity:,.0f}; language_adapter.learnt_perplexity_ratio): more steps or text? "

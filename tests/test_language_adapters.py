@@ -321,6 +321,11 @@ def test_training_stops_at_its_drift_budget_and_keeps_the_best_checkpoint_within
     assert late.metrics["steps"] == first and late.metrics["kept_step"] == first
     assert any(flag.startswith(f"drift_capped: stopped at step {first}") and "the first that had, is kept" in flag
                for flag in late.flags)
+    # past the budget only at the last step: nothing was cut short, and the flag says so
+    assert evals[40]["drift"] > evals[30]["drift"] and 30 in learnt, "the test needs a drift that still grows at the end"
+    end = train_language_adapter(tiny_base_dir, "sw", toy_corpus, tmp_path / "end", LanguageAdapterTraining(
+        **training, max_drift=(evals[30]["drift"] + evals[40]["drift"]) / 2))
+    assert end.metrics["steps"] == 40 and any(flag.startswith("drift_capped: at its last step 40: ") for flag in end.flags)
     # and one that never learns is said to, not hidden
     never = train_language_adapter(tiny_base_dir, "sw", toy_corpus, tmp_path / "never",
                                    LanguageAdapterTraining(**{**training, "max_drift": 1e9, "learnt_perplexity_ratio": 1e-3}))
