@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from language_adapters.contamination import Contamination
 from language_adapters.centering import CENTERING_SEQUENCES, center_language_adapter
-from language_adapters.drift import final_state_drift
+from language_adapters.drift import DriftMeter
 from language_adapters.corpus import CorpusSource, load_corpus
 from language_adapters.settings import LanguageAdapterTraining
 from language_adapters.mlm import (
@@ -174,9 +174,11 @@ def train_language_adapter(
     sample = torch.randperm(len(chunks.train), generator=torch.Generator().manual_seed(seed + 4))[:CENTERING_SEQUENCES]
     centering_text = [chunks.train[i] for i in sample.tolist()]
 
+    drift = DriftMeter(chunks.held_out, tok.pad_token_id, set(tok.all_special_ids), training.batch_size, device)
+
     def as_saved(row: dict[str, float]) -> dict[str, float]:
-        return _as_saved(am, language, training, centering_text, row, lambda: _held_out_loss(model, chunks, tok, training,
-                                                                                             seed, device), chunks.held_out, tok, device)
+        return _as_saved(am, language, training, centering_text, row, drift,
+                         lambda: _held_out_loss(model, chunks, tok, training, seed, device), tok.pad_token_id, device)
 
     step_0_perplexity = next(row for row in history if "mlm_loss" in row)["perplexity"]
     drift_stop: dict[str, float] | None = None  # the evaluation that passed max_drift, if one did
@@ -295,8 +297,7 @@ def train_language_adapter(
         "vocabulary_size": len(tok),
         "softmax_candidates": len(vocabulary) if vocabulary is not None else len(tok),
         # how far the saved adapter moves its language's final states (language_adapters/drift.py)
-        "drift": final_state_drift(am, language, chunks.held_out, tok.pad_token_id, set(tok.all_special_ids),
-                                   training.batch_size, device),
+        "drift": drift(am, language),
         **centered,
     }
     metadata = {
@@ -339,19 +340,18 @@ def _refuse_untrained_head(perplexity: float, vocabulary_size: int, base_model, 
 
 
 def _as_saved(am: AdapterModel, language: str, training: LanguageAdapterTraining, centering_text: list[list[int]],
-              row: dict[str, float], held_out_loss: Callable[[], dict[str, float]], held_out: list[list[int]], tok,
+              row: dict[str, float], drift: DriftMeter, held_out_loss: Callable[[], dict[str, float]], pad_token_id: int,
               device) -> dict[str, float]:
     """The adapter as it would be saved now (centred on `centering_text` when `training.center`; the
     training weights are left as they were): its drift (language_adapters/drift.py) and held-out
     perplexity (`row`'s when nothing is centred)."""
     def measure(perplexity: float) -> dict[str, float]:
-        return {"drift": final_state_drift(am, language, held_out, tok.pad_token_id, set(tok.all_special_ids),
-                                           training.batch_size, device), "saved_perplexity": perplexity}
+        return {"drift": drift(am, language), "saved_perplexity": perplexity}
 
     if not training.center:
         return measure(row["perplexity"])
     weights = {name: tensor.detach().clone() for name, tensor in adapter_state_dict(am, language).items()}
-    center_language_adapter(am, language, centering_text, tok.pad_token_id, device)
+    center_language_adapter(am, language, centering_text, pad_token_id, device)
     try:
         return measure(held_out_loss()["perplexity"])
     finally:
