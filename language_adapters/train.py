@@ -176,9 +176,15 @@ def train_language_adapter(
 
     drift = DriftMeter(chunks.held_out, tok.pad_token_id, set(tok.all_special_ids), training.batch_size, device)
 
-    def as_saved(row: dict[str, float]) -> dict[str, float]:
-        return _as_saved(am, language, training, centering_text, row, drift,
-                         lambda: _held_out_loss(model, chunks, tok, training, seed, device), tok.pad_token_id, device)
+    def evaluate() -> dict[str, float]:
+        """Held-out loss of the training weights; with a drift budget, of the adapter as it would be
+        saved now (centred, when it is), with its drift: the budget and the checkpoint kept judge what
+        is saved, and the training weights' own loss is not measured (a held-out pass fewer)."""
+        def held_out() -> dict[str, float]:
+            return _held_out_loss(model, chunks, tok, training, seed, device)
+        if training.max_drift is None:
+            return held_out()
+        return _as_saved(am, language, training, centering_text, drift, held_out, tok.pad_token_id, device)
 
     step_0_perplexity = next(row for row in history if "mlm_loss" in row)["perplexity"]
     drift_stop: dict[str, float] | None = None  # the evaluation that passed max_drift, if one did
@@ -221,15 +227,13 @@ def train_language_adapter(
             notify("train", position.step, row)
             running_loss, running_steps = 0.0, 0
         if position.step % training.eval_every == 0 or last:
-            row = {"step": position.step, **_held_out_loss(model, chunks, tok, training, seed, device)}
-            if training.max_drift is not None:
-                row.update(as_saved(row))
+            row = {"step": position.step, **evaluate()}
             history.append(row)
             notify("eval", position.step, row)
             model.train()
             if training.max_drift is None:
                 best.offer(row["mlm_loss"], position.step, am, language)
-            elif row["saved_perplexity"] <= training.learnt_perplexity_ratio * step_0_perplexity:  # it has learnt
+            elif row["perplexity"] <= training.learnt_perplexity_ratio * step_0_perplexity:  # it has learnt
                 if row["drift"] <= training.max_drift or best.step is None:
                     # within the budget; or past it, the first checkpoint that learnt, kept if none within it did
                     best.offer(row["mlm_loss"], position.step, am, language)
@@ -270,13 +274,14 @@ def train_language_adapter(
     centered = {}
     if training.center:  # the language's constant shift out (language_adapters/centering.py)
         removed = center_language_adapter(am, language, centering_text, tok.pad_token_id, device)
-        centered = {"perplexity_before_centering": final_eval["perplexity"],
-                    "centering_removed_norm": max(removed)}
-        final_eval = {"step": final_eval["step"], "centered": 1.0,
-                      **_held_out_loss(model, chunks, tok, training, seed, device)}
-        history.append(final_eval)
-        notify("centred", final_eval["step"], {"centred_mlm_loss": final_eval["mlm_loss"],
-                                               "centred_perplexity": final_eval["perplexity"]})
+        centered = {"centering_removed_norm": max(removed)}
+        if training.max_drift is None:  # the kept evaluation measured the training weights: measure the saved ones
+            centered["perplexity_before_centering"] = final_eval["perplexity"]
+            final_eval = {"step": final_eval["step"], "centered": 1.0,
+                          **_held_out_loss(model, chunks, tok, training, seed, device)}
+            history.append(final_eval)
+            notify("centred", final_eval["step"], {"centred_mlm_loss": final_eval["mlm_loss"],
+                                                   "centred_perplexity": final_eval["perplexity"]})
     train_rows = [row for row in history if "train_loss" in row]
     metrics = {
         "mlm_loss": final_eval["mlm_loss"],
@@ -340,20 +345,17 @@ def _refuse_untrained_head(perplexity: float, vocabulary_size: int, base_model, 
 
 
 def _as_saved(am: AdapterModel, language: str, training: LanguageAdapterTraining, centering_text: list[list[int]],
-              row: dict[str, float], drift: DriftMeter, held_out_loss: Callable[[], dict[str, float]], pad_token_id: int,
+              drift: DriftMeter, held_out_loss: Callable[[], dict[str, float]], pad_token_id: int,
               device) -> dict[str, float]:
     """The adapter as it would be saved now (centred on `centering_text` when `training.center`; the
-    training weights are left as they were): its drift (language_adapters/drift.py) and held-out
-    perplexity (`row`'s when nothing is centred)."""
-    def measure(perplexity: float) -> dict[str, float]:
-        return {"drift": drift(am, language), "saved_perplexity": perplexity}
-
+    training weights are left as they were): its held-out loss and perplexity, and its drift
+    (language_adapters/drift.py)."""
     if not training.center:
-        return measure(row["perplexity"])
+        return {**held_out_loss(), "drift": drift(am, language)}
     weights = {name: tensor.detach().clone() for name, tensor in adapter_state_dict(am, language).items()}
     center_language_adapter(am, language, centering_text, pad_token_id, device)
     try:
-        return measure(held_out_loss()["perplexity"])
+        return {**held_out_loss(), "drift": drift(am, language)}
     finally:
         load_adapter_weights(am, language, Path("<weights before centring>"), weights=weights)
 
