@@ -6,13 +6,14 @@ Each script runs in its own process (no memory or thread state carried over) and
 to bench/results/; the table at the end is read back from those files and written to
 bench/results/summary.json and summary.md.
 
-The default measured every target in about 13 minutes on 2 idle cores, 4.5 of them the demo
-pipeline that the orchestration target is a fraction of (since the demo runs on the real encoder,
-that pipeline alone takes ~12 minutes; not re-measured as part of `make bench` yet) (2 training-step rounds instead of 3, the
-evaluation-throughput pass over the test set's first 128 sentences, no AdapterDrop). `--full`
-runs every script at its own rounds (25 forward rounds), AdapterDrop, and the orchestration
-overhead also on an unprepared machine and against a running server (about 30 minutes). The table
-shows only what this run measured. `--quick` runs the tiny shape only (no xlmr-base, no adapters
+The default measures every target in about 25 minutes on 2 idle cores, about 12 of them the real
+demo pipeline that the orchestration target is a fraction of (2 training-step rounds instead of 3,
+the evaluation-throughput pass over the test set's first 128 sentences, no AdapterDrop). `--full`
+runs every script at its own rounds (25 forward rounds), AdapterDrop (its quality part on the
+trained demo, after `make demo`), and the orchestration overhead also on an unprepared machine and
+against a running server (about 60 minutes). The table shows only what this run measured, with
+the machine's load: the load average at the start and the end, and the most cores other processes
+kept busy during any measurement. `--quick` runs the tiny shape only (no xlmr-base, no adapters
 venv, no demo pipeline): a smoke test of the scripts in about 2 minutes, whose numbers say nothing
 about the targets.
 """
@@ -42,6 +43,7 @@ def plan(kind: str) -> list[tuple[str, list[str]]]:
             ("bench.ratios", ["--shapes", "xlmr-base", "--forward-rounds", "25"]),
             ("bench.swap", []),
             ("bench.throughput", ["--shapes", "xlmr-base", "--parts", "evaluation"]),
+            ("bench.la_step", []),
             ("bench.adapterdrop", []),
             ("bench.overhead", ["--modes", "temporary-server", "first-run", "running-server"]),
         ]
@@ -49,6 +51,7 @@ def plan(kind: str) -> list[tuple[str, list[str]]]:
         ("bench.ratios", ["--shapes", "xlmr-base", "--step-rounds", "2", "--forward-rounds", "15"]),
         ("bench.swap", []),
         ("bench.throughput", ["--shapes", "xlmr-base", "--parts", "evaluation", "--eval-rows", "128"]),
+        ("bench.la_step", []),
         ("bench.overhead", []),
     ]
 
@@ -79,7 +82,7 @@ def target_rows(threads: int, since: float, shape: str = "xlmr-base") -> list[di
     target, status, and where it came from."""
     ratios, swap = _load(f"ratios-{shape}", threads, since), _load("swap", threads, since)
     throughput, overhead = _load("throughput", threads, since), _load("overhead", threads, since)
-    drop = _load("adapterdrop", threads, since)
+    drop, la_step = _load("adapterdrop", threads, since), _load("la_step", threads, since)
     r = _get(ratios, "results", "shapes", shape) or {}
 
     def row(measure, value, fmt, target, ok, reference=None, note=""):
@@ -100,6 +103,9 @@ def target_rows(threads: int, since: float, shape: str = "xlmr-base") -> list[di
     other_modes = "; ".join(f"{label}: {modes[mode]['overhead_fraction']:.1%}" for mode, label in (
         ("first-run", "on a machine nothing was prepared on"), ("running-server", "against a running server"))
         if mode in modes)  # fmt: skip
+    corpus_rate = _get(la_step, "results", "ours-corpus", "tokens_per_second")
+    full_rate = _get(la_step, "results", "ours-full", "tokens_per_second")
+    hub_rate = _get(la_step, "results", "adapters-full", "tokens_per_second")
     drop_rows = _get(drop, "results", "speed", "rows") or []
     drop_note = ", ".join(f"k={d['k']}: {d['speedup_over_k0']:.3f}x" for d in drop_rows)
     return [
@@ -113,6 +119,10 @@ def target_rows(threads: int, since: float, shape: str = "xlmr-base") -> list[di
         row("peak memory, LA training / full FT", _get(r, "peak_memory", "ratio"), "{:.3f}", "< 0.6",
             lambda v: v < 0.6, note="" if _get(r, "peak_memory", "rise_ratio") is None else
             f"rise over the loaded model: {r['peak_memory']['rise_ratio']:.3f}"),
+        row("LA training step on the real encoder (e5-small, 8 x 64), corpus softmax", corpus_rate, "{:,.0f} tokens/s",
+            "report", lambda v: True, None if hub_rate is None else f"{hub_rate:,.0f} tokens/s (full softmax)",
+            note="" if full_rate is None else f"full softmax: {full_rate:,.0f} tokens/s" + (
+                "" if hub_rate is None else f"; corpus softmax / adapters 1.3.0: {corpus_rate / hub_rate:.2f}x")),
         row("Prefect + MLflow / demo pipeline's wall time (as make demo runs it)", demo_fraction, "{:.1%}", "< 5%",
             lambda v: v < 0.05, note=other_modes),
         row("AdapterDrop: forward speed-up over k=0 (skip first k)", None if not drop_rows else drop_rows[-1]["speedup_over_k0"],
@@ -120,14 +130,26 @@ def target_rows(threads: int, since: float, shape: str = "xlmr-base") -> list[di
     ]  # fmt: skip
 
 
+def _other_busy_cores(data: Any) -> float:
+    """The most cores other processes kept busy in any measurement a results file records (its
+    CpuMeter readings, wherever they sit), 0 for none."""
+    if isinstance(data, dict):
+        own = data.get("other_busy_cores")
+        return max([own if isinstance(own, (int, float)) else 0.0, *(_other_busy_cores(v) for v in data.values())])
+    if isinstance(data, list):
+        return max([0.0, *(_other_busy_cores(v) for v in data)])
+    return 0.0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     kinds = p.add_mutually_exclusive_group()
-    kinds.add_argument("--full", action="store_true", help="every script at its own rounds, AdapterDrop, every overhead mode (~30 min)")
+    kinds.add_argument("--full", action="store_true", help="every script at its own rounds, AdapterDrop, every overhead mode (~60 min)")
     kinds.add_argument("--quick", action="store_true", help="tiny shape only: check that the scripts run (~2 min)")
     args = p.parse_args(argv)
     common = ["--threads", str(args.threads), "--quiet-wait", str(args.quiet_wait)]
     started, started_at, failed = time.perf_counter(), time.time(), []
+    load_at_start = machine_info()["load_average_1_5_15"]
     for module, extra in plan("quick" if args.quick else "full" if args.full else "default"):
         print(f"\n######## {module} {' '.join(extra)}", flush=True)
         t0 = time.perf_counter()
@@ -140,12 +162,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if failed else 0
 
     rows = target_rows(args.threads, since=started_at)
+    busy = max([0.0, *(_other_busy_cores(json.loads(path.read_text(encoding="utf-8"))) for path in RESULTS_DIR.glob("*.json")
+                       if path.stat().st_mtime >= started_at)])
     lines = ["| measure | measured | target | status | adapters 1.3.0 | note |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['measure']} | {r['shown']} | {r['target']} | {r['status']} | {r['adapters_1_3_0'] or '-'} | "
               f"{r['note']} |" for r in rows]  # fmt: skip
     machine = machine_info()
     header = (f"{machine['date']}, {machine['cpu_model']}, {machine['usable_cores']} cores, {args.threads} torch "
-              f"threads, git {machine['git_commit']}, xlmr-base shape")  # fmt: skip
+              f"threads, git {machine['git_commit']}, xlmr-base shape; load average (1, 5, 15 min) {load_at_start} at "
+              f"the start, {machine['load_average_1_5_15']} at the end; other processes kept at most {busy:.2f} cores "
+              "busy during a measurement")  # fmt: skip
     table = "\n".join(lines)
     print(f"\n== targets ({header}); total {time.perf_counter() - started:.0f} s\n{table}")
     atomic_write_text(RESULTS_DIR / "summary.md", f"{header}\n\n{table}\n")

@@ -1,16 +1,18 @@
 """AdapterDrop at inference: skip the adapters of the first k layers; what it saves and what it costs.
 
-    .venv/bin/python -m bench.adapterdrop [--threads 2] [--demo-run runs/demo] [--no-speed]
+    .venv/bin/python -m bench.adapterdrop [--threads 2] [--config configs/demo.yaml] [--seed 1] [--no-speed]
 
 1. Speed, xlmr-base shape (random init): forward of Stack(LA madx_language, TA madx_task) + token
    head with `set_active(..., skip_layers=range(k))` for k in 0, 3, 6, 9, 12, and the bare base
    (a plain transformers model), same batch as `bench.ratios` (8 x 128), inference_mode,
    interleaved rounds, medians of round-by-round ratios. The invertible adapter on the embeddings still runs at every k
    (it belongs to the Stack, not to a layer).
-2. Quality, on a trained demo pipeline (`--demo-run`, default runs/demo, read only; skipped when
-   absent): F1 (seqeval) of Stack(<language LA>, ner) with the first k of its layers skipped, for
-   the source language (its own LA) and every target language that has an LA there, on
-   data/ner/<lang>/test.conll (one pass each: F1 is deterministic), and those passes' times.
+2. Quality, on the trained pipeline of `--config` (default the demo, configs/demo.yaml, after
+   `make demo`; read only; skipped when its adapters are not there): the score of the config's
+   first task (word accuracy for POS, entity F1 for NER: the task's own metric) under Stack(<lang>,
+   task) with the first k of its layers skipped, for the source language on its dev set (its own
+   language adapter) and every target language with a language adapter and a test set, task
+   adapter of seed `--seed` (one pass each: the score is deterministic), and those passes' times.
    The adapters' sha256 are recorded: the numbers belong to that trained run.
 """
 
@@ -65,55 +67,79 @@ def bench_speed(quiet_wait: float, rounds: int = SPEED_ROUNDS) -> dict[str, Any]
             "cpu": meter.to_dict()}  # fmt: skip
 
 
-def bench_quality(run: Path, quiet_wait: float) -> dict[str, Any]:
+def bench_quality(config, task: str, seed: int, quiet_wait: float) -> dict[str, Any]:
+    """Part 2 (module docstring) on `config`'s trained pipeline (see trained_task)."""
+    from flows.pipeline import base_model_name
     from madx.fileutil import sha256_of_directory
     from madx.adapter_files import load_adapter, read_adapter_config
     from madx.pretrained import load_tokenizer, usable_length
     from tagging.alignment import encode_tagged
+    from tagging.metrics import metric_name
     from tagging.predict import evaluate_tagging
     from tagging.readers import load_labeled
     from tagging.scheme import LabelSet
-    from tagging.sources import LabeledSource
+    from tasks.stages import language_adapter_folder, task_adapter_folder
 
-    base, task = run / "base_model", run / "adapters" / "task" / "ner"
-    language_dir = run / "adapters" / "language"
-    source = read_adapter_config(task)["metadata"].get("source_language", "en")
-    languages = sorted(p.name for p in language_dir.iterdir() if (p / "adapter_config.json").is_file())
-    tested = [lang for lang in languages if (ROOT / "data" / "ner" / lang / "test.conll").is_file()]
+    task_dir = task_adapter_folder(config.output_dir, task, seed)
+    source = read_adapter_config(task_dir)["metadata"].get("source_language", config.source_language)
+    sets = {source: config.labeled(task, "dev"), **{lang: config.labeled(task, "test", lang)
+                                                    for lang in config.target_languages(task) if lang != source}}
+    tested = {lang: data for lang, data in sets.items()
+              if (language_adapter_folder(config.output_dir, lang) / "adapter_config.json").is_file()}
+    base = base_model_name(config)
     tokenizer = load_tokenizer(base)
     am = AdapterModel(load_model(base, "token"))
-    load_adapter(am, task, name="ner")
+    load_adapter(am, task_dir, name=task)
     label_set = LabelSet(tuple(am.model.config.id2label[i] for i in range(am.model.num_labels)))
     ks = list(range(am.num_layers + 1))
     max_length = usable_length(am.model.config, tokenizer, 128)
-    out: dict[str, Any] = {"run": str(run), "source_language": source, "layers": am.num_layers, "ks": ks,
-                           "sha256": {"ner": sha256_of_directory(task)}, "f1": {}, "seconds": {}}  # fmt: skip
+    out: dict[str, Any] = {"config": str(config.source_file), "task": task, "seed": seed, "metric": metric_name(label_set.scheme),
+                           "source_language": source, "layers": am.num_layers, "ks": ks,
+                           "sha256": {task: sha256_of_directory(task_dir)}, "score": {}, "seconds": {}}  # fmt: skip
     wait_for_quiet(quiet_wait)
     with CpuMeter() as meter:
-        for lang in tested:
-            load_adapter(am, language_dir / lang, name=lang, with_head=False)
-            out["sha256"][lang] = sha256_of_directory(language_dir / lang)
-            corpus = load_labeled(LabeledSource(format="conll", path=str(ROOT / "data" / "ner" / lang / "test.conll")))
+        for lang, data in tested.items():
+            folder = language_adapter_folder(config.output_dir, lang)
+            load_adapter(am, folder, name=lang, with_head=False)
+            out["sha256"][lang] = sha256_of_directory(folder)
+            corpus = load_labeled(data)
             encoded = encode_tagged(corpus, tokenizer, label_set, max_length)
 
             def score(language: str, k: int, corpus=corpus, encoded=encoded):
                 def call() -> float:
-                    am.set_active(Stack(language, "ner"), skip_layers=range(k))
+                    am.set_active(Stack(language, task), skip_layers=range(k))
+                    # `f1` is the headline score of either scheme: word accuracy for plain tags
                     return evaluate_tagging(am.model, corpus, tokenizer, label_set, max_length, 64, encoded=encoded)["f1"]
 
                 return call
 
-            timings, last = time_interleaved({k: (score(lang, k), 1) for k in ks})  # F1 is deterministic
-            out["f1"][lang] = {k: last[k] for k in ks}
+            timings, last = time_interleaved({k: (score(lang, k), 1) for k in ks})  # the score is deterministic
+            out["score"][lang] = {k: last[k] for k in ks}
             out["seconds"][lang] = {k: timings[k].median for k in ks}
             am.delete_adapter(lang)
     out["cpu"] = meter.to_dict()
     return out
 
 
+def trained_task(config_file: Path, seed: int):
+    """The pipeline config and its first task, when the task adapter of `seed` is trained in its
+    output folder; else (None, why)."""
+    from flows.config import load_pipeline_config
+    from tasks.stages import task_adapter_folder
+
+    config = load_pipeline_config(config_file)
+    task = next(iter(config.tasks))
+    folder = task_adapter_folder(config.output_dir, task, seed)
+    if not (folder / "adapter_config.json").is_file():
+        return None, f"no trained task adapter {task!r} of seed {seed} in {folder} (run the pipeline of {config_file} first)"
+    return config, task
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--demo-run", type=Path, default=ROOT / "runs" / "demo", help="a trained demo pipeline (read only)")
+    p.add_argument("--config", type=Path, default=ROOT / "configs" / "demo.yaml",
+                   help="the pipeline whose trained adapters the quality part scores (read only; default the demo)")
+    p.add_argument("--seed", type=int, default=1, help="the task adapter's seed (default 1)")
     p.add_argument("--no-speed", action="store_true", help="skip the xlmr-base speed part")
     p.add_argument("--rounds", type=int, default=SPEED_ROUNDS, help=f"interleaved speed rounds (default {SPEED_ROUNDS})")
     args = p.parse_args(argv)
@@ -128,21 +154,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"   k={row['k']:<2d} skipped layers {row['seconds']['median']:.4f} s   / bare {row['over_bare']:.3f}   "
                   f"speed-up over k=0 {row['speedup_over_k0']:.3f}x")  # fmt: skip
         print(f"   other processes used {s['cpu']['other_busy_cores']} cores", flush=True)
-    run = args.demo_run.resolve()
-    if (run / "adapters" / "task" / "ner").is_dir() and (run / "base_model").is_dir():
-        print(f"== AdapterDrop quality on the trained demo in {run}: F1 of Stack(<lang>, ner), first k layers skipped",
-              flush=True)  # fmt: skip
-        q = results["quality"] = bench_quality(run, args.quiet_wait)
-        print(f"   {'language':12s} " + " ".join(f"{'k=' + str(k):>7s}" for k in q["ks"]) + "   (F1 x 100)")
-        for lang, row in q["f1"].items():
-            tag = " (source)" if lang == q["source_language"] else ""
+    config, task = trained_task(args.config, args.seed)
+    if config is not None:
+        print(f"== AdapterDrop quality on the trained pipeline of {args.config}: {task} (seed {args.seed}) under "
+              f"Stack(<lang>, {task}), first k layers skipped", flush=True)  # fmt: skip
+        q = results["quality"] = bench_quality(config, task, args.seed, args.quiet_wait)
+        print(f"   {'language':12s} " + " ".join(f"{'k=' + str(k):>7s}" for k in q["ks"]) + f"   ({q['metric']} x 100)")
+        for lang, row in q["score"].items():
+            tag = " (source, dev)" if lang == q["source_language"] else ""
             print(f"   {lang + tag:12s} " + " ".join(f"{100 * row[k]:7.1f}" for k in q["ks"]))
         total = {k: sum(seconds[k] for seconds in q["seconds"].values()) for k in q["ks"]}
-        print("   time of one pass over every test set, relative to k=0 (single passes, small model): "
+        print("   time of one pass over every test set, relative to k=0 (single passes): "
               + ", ".join(f"k={k} {total[k] / total[0]:.2f}" for k in q["ks"]), flush=True)  # fmt: skip
     else:
-        print(f"== AdapterDrop quality: skipped, no trained demo pipeline in {run} (make demo makes one)", flush=True)
-        results["quality"] = {"skipped": f"no trained demo in {run}"}
+        print(f"== AdapterDrop quality: skipped, {task}", flush=True)
+        results["quality"] = {"skipped": task}
     write_results("adapterdrop" if threads == 2 else f"adapterdrop-threads{threads}", results)
     return results
 
