@@ -52,7 +52,7 @@ reference-venv:
 docs: setup
 	$(PY) -m flows.config_docs
 
-# The adapter cost benchmarks (bench/README.md): every target, ~25 min on 2 idle cores (~12 of them the real demo). BENCH_ARGS="--full", "--threads 1" etc.
+# The adapter cost benchmarks (bench/README.md): every target, ~25 min on 2 idle cores (an estimate: ~12 of them the real demo; not yet timed whole). BENCH_ARGS="--full", "--threads 1" etc.
 bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
 

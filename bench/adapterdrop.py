@@ -122,8 +122,8 @@ def bench_quality(config, task: str, seed: int, quiet_wait: float) -> dict[str, 
 
 
 def trained_task(config_file: Path, seed: int):
-    """The pipeline config and its first task, when the task adapter of `seed` is trained in its
-    output folder; else (None, why)."""
+    """The pipeline config and its first task; LookupError (saying why) when that task's adapter of
+    `seed` is not trained in the config's output folder."""
     from flows.config import load_pipeline_config
     from tasks.stages import task_adapter_folder
 
@@ -131,7 +131,8 @@ def trained_task(config_file: Path, seed: int):
     task = next(iter(config.tasks))
     folder = task_adapter_folder(config.output_dir, task, seed)
     if not (folder / "adapter_config.json").is_file():
-        return None, f"no trained task adapter {task!r} of seed {seed} in {folder} (run the pipeline of {config_file} first)"
+        raise LookupError(f"no trained task adapter {task!r} of seed {seed} in {folder} (run the pipeline of "
+                          f"{config_file} first)")
     return config, task
 
 
@@ -154,8 +155,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"   k={row['k']:<2d} skipped layers {row['seconds']['median']:.4f} s   / bare {row['over_bare']:.3f}   "
                   f"speed-up over k=0 {row['speedup_over_k0']:.3f}x")  # fmt: skip
         print(f"   other processes used {s['cpu']['other_busy_cores']} cores", flush=True)
-    config, task = trained_task(args.config, args.seed)
-    if config is not None:
+    try:
+        config, task = trained_task(args.config, args.seed)
+    except LookupError as why:
+        print(f"== AdapterDrop quality: skipped, {why}", flush=True)
+        results["quality"] = {"skipped": str(why)}
+    else:
         print(f"== AdapterDrop quality on the trained pipeline of {args.config}: {task} (seed {args.seed}) under "
               f"Stack(<lang>, {task}), first k layers skipped", flush=True)  # fmt: skip
         q = results["quality"] = bench_quality(config, task, args.seed, args.quiet_wait)
@@ -166,9 +171,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         total = {k: sum(seconds[k] for seconds in q["seconds"].values()) for k in q["ks"]}
         print("   time of one pass over every test set, relative to k=0 (single passes): "
               + ", ".join(f"k={k} {total[k] / total[0]:.2f}" for k in q["ks"]), flush=True)  # fmt: skip
-    else:
-        print(f"== AdapterDrop quality: skipped, {task}", flush=True)
-        results["quality"] = {"skipped": task}
     write_results("adapterdrop" if threads == 2 else f"adapterdrop-threads{threads}", results)
     return results
 

@@ -175,10 +175,10 @@ class LanguageAdapterTraining(_Settings):
         None, gt=0,
         description="Drift budget: training stops at the first evaluation where the adapter (centred, with `center`) moves "
                     "its language's final hidden states by more than this on average, ||h_adapter - h_base|| / ||h_base|| "
-                    "over the held-out tokens (once it has learnt its language: learnt_perplexity_ratio), and the checkpoint within "
-                    "it of the lowest held-out loss as saved is kept (language_adapters/drift.py). Each evaluation then "
-                    "measures the adapter as it would be saved (centred), not the training weights. Perplexity cannot see an adapter that moves the states the task adapter "
-                    "reads too far; on Igbo POS dev that cost 5.6 points at 150 steps (seed 1) and 1.6 at 75 (seeds 1-3). null: no budget.",
+                    "over the held-out tokens (once it has learnt its language: learnt_perplexity_ratio), and the checkpoint "
+                    "within it of the lowest held-out loss as saved is kept (language_adapters/drift.py). Each evaluation "
+                    "then measures the adapter as it would be saved (centred), not the training weights. Perplexity cannot "
+                    "see an adapter that moves the states the task adapter reads too far; on Igbo POS dev that cost 5.6 points at 150 steps (seed 1) and 1.6 at 75 (seeds 1-3). null: no budget.",
     )
     learnt_perplexity_ratio: float = Field(
         0.5, gt=0, le=1,

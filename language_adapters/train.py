@@ -350,12 +350,15 @@ def _as_saved(am: AdapterModel, language: str, training: LanguageAdapterTraining
     """The adapter as it would be saved now (centred on `centering_text` when `training.center`; the
     training weights are left as they were): its held-out loss and perplexity, and its drift
     (language_adapters/drift.py)."""
-    if not training.center:
+    def measure() -> dict[str, float]:
         return {**held_out_loss(), "drift": drift(am, language)}
+
+    if not training.center:
+        return measure()
     weights = {name: tensor.detach().clone() for name, tensor in adapter_state_dict(am, language).items()}
     center_language_adapter(am, language, centering_text, pad_token_id, device)
     try:
-        return {**held_out_loss(), "drift": drift(am, language)}
+        return measure()
     finally:
         load_adapter_weights(am, language, Path("<weights before centring>"), weights=weights)
 
